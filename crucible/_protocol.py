@@ -21,7 +21,9 @@ __all__ = [
 # Service roles and the fixed category -> roles wiring of the original DataCoordinator.
 # CrucibleCore's default routing rules and the reference dispatcher use the same mapping, so
 # all coordinators do the same handler work and a comparison measures the machinery alone.
-ROLES: tuple[str, ...] = ("file", "sync", "database", "event")
+# Ordered so that a scenario with few services still covers every category: the first
+# three roles receive every category, "sync" only adds a second filesystem consumer.
+ROLES: tuple[str, ...] = ("file", "database", "event", "sync")
 DEFAULT_WIRING: Mapping[Category, tuple[str, ...]] = {
     Category.FILESYSTEM: ("file", "sync"),
     Category.DATABASE: ("database",),
