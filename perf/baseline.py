@@ -1,0 +1,207 @@
+"""Stored baselines: versioned JSON files under baselines/, written only by
+``nox -s perf_baseline``.
+
+Format history (``schema_version``):
+
+- 1 (2026-11): samples per benchmark and metric from fresh-process rounds, the machine
+  fingerprint, the calibration kernel's version and median time per round.
+
+A file from a newer schema is refused, never guessed at. A baseline from another machine
+is compared on calibrated values (time-like metrics scaled by the ratio of the two
+machines' calibration figures) and the report says so; without a usable calibration figure
+it is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from perf.calibration import CALIBRATION_VERSION
+from perf.errors import BaselineError, OutputError
+
+__all__ = [
+    "BASELINE_SCHEMA_VERSION",
+    "Baseline",
+    "baseline_path",
+    "load_baseline",
+    "rescale_for_machine",
+    "write_baseline",
+]
+
+BASELINE_SCHEMA_VERSION = 1
+KIND = "crucible-perf-baseline"
+FIX = "nox -s perf_baseline"
+# Metrics whose values are durations and scale with the machine's speed; memory, rates
+# and counts do not.
+TIME_LIKE_PREFIXES = ("time", "latency")
+
+Samples = Mapping[str, Mapping[str, list[float]]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Baseline:
+    path: Path
+    schema_version: int
+    created_utc: str
+    commit: str
+    dirty: bool
+    set_name: str
+    python: str
+    machine: Mapping[str, Any]
+    calibration_version: int
+    calibration_s: tuple[float, ...]
+    samples: Samples
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.machine.get("fingerprint", ""))
+
+    @property
+    def calibration_median_s(self) -> float:
+        return statistics.median(self.calibration_s)
+
+
+def baseline_path(root: Path, set_name: str) -> Path:
+    return root / "baselines" / f"{set_name}.json"
+
+
+def _fail(path: Path, problem: str) -> BaselineError:
+    return BaselineError(problem, str(path), f"refresh it with {FIX}")
+
+
+def _require(data: Mapping[str, Any], key: str, kind: type, path: Path) -> Any:
+    if key not in data:
+        raise _fail(path, f"baseline has no {key!r} field")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _fail(path, f"baseline field {key!r} is not a {kind.__name__}")
+    return value
+
+
+def _samples(raw: Any, path: Path) -> dict[str, dict[str, list[float]]]:
+    if not isinstance(raw, dict) or not raw:
+        raise _fail(path, "baseline holds no samples")
+    out: dict[str, dict[str, list[float]]] = {}
+    for bench, metrics in raw.items():
+        if not isinstance(metrics, dict) or not metrics:
+            raise _fail(path, f"benchmark {bench!r} has no metrics")
+        out[bench] = {}
+        for metric, values in metrics.items():
+            if (
+                not isinstance(values, list)
+                or not values
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+                or not all(math.isfinite(v) and v > 0 for v in values)
+            ):
+                raise _fail(path, f"{bench} / {metric}: samples must be positive finite numbers")
+            out[bench][metric] = [float(v) for v in values]
+    return out
+
+
+def load_baseline(path: Path) -> Baseline:
+    """Read and check a baseline file; BaselineError names the file and the fix."""
+    if not path.exists():
+        raise BaselineError(
+            "no stored baseline", str(path), f"create it on this machine with {FIX}"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(path, f"baseline is unreadable or truncated ({exc})") from None
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise _fail(path, f"not a Crucible baseline (kind is not {KIND!r})")
+    version = _require(data, "schema_version", int, path)
+    if version > BASELINE_SCHEMA_VERSION:
+        raise BaselineError(
+            f"baseline schema {version} is newer than this gate reads ({BASELINE_SCHEMA_VERSION})",
+            str(path),
+            f"update the gate, or rewrite the baseline with this version: {FIX}",
+        )
+    if version < 1:
+        raise _fail(path, f"baseline schema {version} is not a known version")
+    calibration = _require(data, "calibration", dict, path)
+    cal_values = calibration.get("seconds")
+    if (
+        not isinstance(cal_values, list)
+        or not cal_values
+        or not all(isinstance(v, int | float) and v > 0 for v in cal_values)
+    ):
+        raise _fail(path, "baseline has no usable calibration figure")
+    return Baseline(
+        path=path,
+        schema_version=version,
+        created_utc=_require(data, "created_utc", str, path),
+        commit=_require(data, "commit", str, path),
+        dirty=bool(data.get("dirty", False)),
+        set_name=_require(data, "set", str, path),
+        python=_require(data, "python", str, path),
+        machine=_require(data, "machine", dict, path),
+        calibration_version=int(calibration.get("version", 0)),
+        calibration_s=tuple(float(v) for v in cal_values),
+        samples=_samples(data.get("samples"), path),
+    )
+
+
+def rescale_for_machine(
+    baseline: Baseline, *, fingerprint: str, python: str, calibration_s: float
+) -> tuple[dict[str, dict[str, list[float]]], str | None]:
+    """The baseline's samples as this machine would see them, and a note when rescaled.
+
+    Same machine: samples unchanged. Another machine: time-like samples are multiplied by
+    (this machine's calibration time / the baseline's), so a machine twice as slow expects
+    values twice as large. Refused when the Python version or calibration kernel differs:
+    no single factor carries results across those.
+    """
+    if baseline.python != python:
+        raise BaselineError(
+            f"baseline was taken with Python {baseline.python}, this run uses {python}",
+            str(baseline.path),
+            f"take a baseline with this Python: {FIX}",
+        )
+    if baseline.calibration_version != CALIBRATION_VERSION:
+        raise BaselineError(
+            f"baseline calibration kernel v{baseline.calibration_version} differs from "
+            f"this gate's v{CALIBRATION_VERSION}",
+            str(baseline.path),
+            f"refresh it with {FIX}",
+        )
+    samples = {b: {m: list(v) for m, v in ms.items()} for b, ms in baseline.samples.items()}
+    if baseline.fingerprint == fingerprint:
+        return samples, None
+    factor = calibration_s / baseline.calibration_median_s
+    for metrics in samples.values():
+        for metric, values in metrics.items():
+            if metric.startswith(TIME_LIKE_PREFIXES):
+                metrics[metric] = [v * factor for v in values]
+    note = (
+        f"baseline from another machine ({baseline.machine.get('cpu', 'unknown CPU')}): "
+        f"time-like values scaled by the calibration ratio {factor:.3f} "
+        f"({calibration_s * 1e3:.2f} ms here / {baseline.calibration_median_s * 1e3:.2f} ms "
+        "there); memory and rates compared as stored"
+    )
+    return samples, note
+
+
+def write_baseline(path: Path, document: Mapping[str, Any]) -> None:
+    """Write atomically: a reader never sees half a file, a failure leaves the old one."""
+    data = {"kind": KIND, "schema_version": BASELINE_SCHEMA_VERSION, **document}
+    _samples(data.get("samples"), path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the baseline ({exc})", str(path), "make the folder writable"
+        ) from None

@@ -1,0 +1,783 @@
+"""The gate: measure head against a base, decide, report. ``python -m perf gate``.
+
+PR mode (``--base REF``, or the merge base with the default branch): the base commit is
+checked out in a git worktree; rounds alternate base and head in randomized order, each
+side of each round a fresh process (``perf.sample``) measuring every gated case once, so
+both sides share the same minutes of the machine. Comparisons use the paired per-round
+ratios. Inconclusive comparisons get more rounds, up to the policy's ``max_rounds`` and the
+time budget.
+
+Baseline mode (``--baseline``, or when there is no base): head rounds are compared with the
+stored baseline under baselines/ (unpaired statistics), on calibrated values when the
+baseline comes from another machine.
+
+Nothing below ``main`` prints to stdout or exits; ``main`` maps every GateError (and any
+unexpected exception) to exit 2, so the gate never passes a build it could not measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perf.errors import ExitCode, GateError, OutputError, ResultError, exit_code
+from perf.outcome import Artifact, GateOutcome
+from perf.policy import Mode, Policy, load_policy
+from perf.verdict import Comparison, Verdict, compare, exit_status, needs_more_samples, run_verdict
+
+__all__ = [
+    "GATED_METRICS",
+    "GateConfig",
+    "RoundSamples",
+    "gated_keys",
+    "main",
+    "plan_cases",
+    "run_gate",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = ROOT / "benchmark_results"
+# Seconds of measured work per unpaced sample: a workload repeated until it takes this
+# long (fresh-process samples of ~50 ms gave 0.5 % A/A spread on this machine).
+TARGET_SAMPLE_S = 0.05
+MAX_LOOPS = 200
+EXTRA_ROUNDS_STEP = 4
+DEFAULT_BUDGET_S = 360.0
+SAMPLE_TIMEOUT_S = 600.0
+
+# What the gate decides on, per kind of case. Unpaced workloads: time per workload and
+# peak RSS. Open-loop (paced) workloads: the latency tail (their time is the schedule's).
+# Traced workloads add the tracemalloc high-water mark. Everything else measured is kept
+# in the result files and reports but does not block a build.
+GATED_METRICS: Mapping[str, tuple[str, ...]] = {
+    "unpaced": ("time", "rss_peak"),
+    "paced": ("latency_p99",),
+    "traced": ("allocated",),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateConfig:
+    mode: Mode
+    base_ref: str | None
+    baseline_path: Path | None
+    set_name: str
+    coordinators: tuple[str, ...]
+    strict: bool
+    output: Path
+    keep: int
+    rounds: int | None
+    budget_s: float
+    seed: int
+    root: Path = ROOT
+    write_baseline: bool = False
+
+
+@dataclass(slots=True)
+class RoundSamples:
+    """Samples per side, benchmark and metric; index i of every list is round i."""
+
+    calibration_s: dict[str, list[float]] = field(default_factory=dict)
+    values: dict[str, dict[str, dict[str, list[float | None]]]] = field(default_factory=dict)
+
+    def add(self, side: str, document: Mapping[str, Any]) -> None:
+        self.calibration_s.setdefault(side, []).append(float(document["calibration"]["seconds"]))
+        per_side = self.values.setdefault(side, {})
+        for bench, metrics in document["samples"].items():
+            for metric, value in metrics.items():
+                per_side.setdefault(bench, {}).setdefault(metric, []).append(value)
+
+    def rounds(self, side: str) -> int:
+        return len(self.calibration_s.get(side, []))
+
+
+def gated_keys(plan: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """``(benchmark, metric)`` pairs the gate decides on, from the plan's cases."""
+    keys: list[tuple[str, str]] = []
+    for item in plan:
+        kinds = ["paced" if item["paced"] else "unpaced"]
+        if item["traced"]:
+            kinds.append("traced")
+        for kind in kinds:
+            keys += [(item["bench"], m) for m in GATED_METRICS[kind]]
+    return keys
+
+
+def plan_cases(
+    set_name: str, coordinators: Sequence[str], loops_for: Callable[[Any], int]
+) -> list[dict[str, Any]]:
+    """The gated cases of a set (workload cases only: leak runs and sweeps are reported by
+    the suites, not decided on here), with each case's fixed loop count."""
+    from perf.cases import SUITES, Kind, select_cases
+
+    plan: list[dict[str, Any]] = []
+    for suite in SUITES:
+        for case in select_cases(suite, set_name, coordinators):
+            d = case.definition
+            if d.kind is not Kind.WORKLOAD:
+                continue
+            paced = d.pattern is not None
+            plan.append(
+                {
+                    "suite": d.suite,
+                    "case": d.name,
+                    "coordinator": case.coordinator,
+                    "bench": case.name,
+                    "paced": paced,
+                    "traced": d.traced,
+                    "loops": d.fixed_loops or (1 if paced else loops_for(case)),
+                    "warmup": not paced,
+                }
+            )
+    return plan
+
+
+def calibrate_loops(case: Any) -> int:
+    """Loops so one unpaced sample takes about TARGET_SAMPLE_S, from a timed workload after
+    a warm-up one (measured here, on the head tree). A crash is a ResultError."""
+    import asyncio
+
+    from crucible._measure import measure
+
+    spec = case.run_spec()
+    try:
+        asyncio.run(measure(spec))
+        t0 = time.perf_counter()
+        asyncio.run(measure(spec))
+    except Exception as exc:
+        raise ResultError(
+            f"benchmark crashed while calibrating its loops: {exc!r}",
+            case.name,
+            "fix the crash, then rerun nox -s perf_quick",
+        ) from exc
+    one = max(time.perf_counter() - t0, 1e-4)
+    return max(1, min(MAX_LOOPS, math.ceil(TARGET_SAMPLE_S / one)))
+
+
+# ----------------------------------------------------------------------------------------
+# Running rounds
+# ----------------------------------------------------------------------------------------
+
+
+def _run_sample(tree: Path, plan_file: Path, work: Path, label: str) -> dict[str, Any]:
+    out = work / f"{label}.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "perf.sample",
+        "--tree",
+        str(tree),
+        "--plan",
+        str(plan_file),
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SAMPLE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ResultError(
+            f"benchmark worker on {tree} did not finish within {SAMPLE_TIMEOUT_S:.0f} s",
+            label,
+            "look for a hang in the coordinators; rerun with nox -s perf_quick",
+        ) from None
+    if not out.exists():
+        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+        raise ResultError(
+            f"benchmark worker on {tree} crashed (exit {proc.returncode}): {tail}",
+            label,
+            "fix the crash, then rerun nox -s perf_quick",
+        )
+    document: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    if document["errors"]:
+        bench, error = next(iter(document["errors"].items()))
+        raise ResultError(
+            f"benchmark crashed on {tree}: {error}",
+            bench,
+            "fix the crash, then rerun nox -s perf_quick",
+        )
+    measured = Path(document["crucible_file"])
+    if not measured.is_relative_to(tree.resolve()):
+        raise ResultError(
+            f"the worker measured crucible from {measured}, not from {tree}",
+            label,
+            "make sure the tree's crucible package is importable (no conflicting install)",
+        )
+    return document
+
+
+def _compile(tree: Path) -> None:
+    """Byte-compile a tree's library up front: a fresh checkout would otherwise compile in
+    every worker, and the compiler's garbage shows in that side's memory figures."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(tree / "crucible")],
+        capture_output=True,
+        check=False,
+    )
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _run_rounds(
+    sides: Mapping[str, Path],
+    plan: list[dict[str, Any]],
+    samples: RoundSamples,
+    count: int,
+    rng: random.Random,
+    work: Path,
+    t0: float,
+    total_hint: int,
+) -> None:
+    plan_file = work / "plan.json"
+    names = list(sides)
+    for _ in range(count):
+        rng.shuffle(names)
+        n = samples.rounds(names[0]) + 1
+        for side in names:
+            samples.add(side, _run_sample(sides[side], plan_file, work, f"{side}-{n}"))
+        elapsed = time.monotonic() - t0
+        left = elapsed / n * max(total_hint - n, 0)
+        _progress(
+            f"[gate] round {n}/{total_hint} ({' then '.join(names)}) done; elapsed "
+            f"{elapsed:.0f} s, about {left:.0f} s left"
+        )
+
+
+def _finite(values: Sequence[float | None], bench: str, metric: str, side: str) -> list[float]:
+    out = []
+    for v in values:
+        if v is None or not math.isfinite(v) or v <= 0:
+            raise ResultError(
+                f"{metric} has a missing or non-positive sample on the {side} side",
+                bench,
+                "check the coordinator delivers events in this case; rerun nox -s perf_quick",
+            )
+        out.append(float(v))
+    return out
+
+
+def _sample_map(
+    samples: RoundSamples, side: str, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[float]]:
+    values = samples.values.get(side, {})
+    out = {}
+    for bench, metric in keys:
+        if bench not in values or metric not in values[bench]:
+            raise ResultError(
+                f"no {metric} samples on the {side} side", bench, "rerun nox -s perf_quick"
+            )
+        out[(bench, metric)] = _finite(values[bench][metric], bench, metric, side)
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Result files
+# ----------------------------------------------------------------------------------------
+
+
+def write_pyperf(path: Path, side_values: Mapping[str, Mapping[str, list[float | None]]]) -> None:
+    """Every benchmark-stored metric of one side as a pyperf suite: one run per round (one
+    fresh process each), so ``python -m pyperf stats`` and ``compare_to`` read it."""
+    import pyperf
+
+    from perf.metrics import METRICS, Storage
+
+    benchmarks = []
+    for bench in sorted(side_values):
+        for metric, values in sorted(side_values[bench].items()):
+            info = METRICS.get(metric)
+            if info is None or info.storage is not Storage.BENCHMARK:
+                continue
+            runs = [
+                pyperf.Run(
+                    [v],
+                    metadata={"name": f"{bench}.{metric}", "unit": info.unit, "loops": 1},
+                    collect_metadata=False,
+                )
+                for v in values
+                if v is not None and v > 0
+            ]
+            if runs:
+                benchmarks.append(pyperf.Benchmark(runs))
+    if benchmarks:
+        pyperf.BenchmarkSuite(benchmarks).dump(str(path), replace=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _prepare_output(output: Path, short_commit: str) -> Path:
+    from perf.run import _new_run_dir, run_dir_name
+
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output, prefix=".probe"):
+            pass
+        return _new_run_dir(output, run_dir_name(dt.datetime.now(dt.UTC), short_commit))
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write results there ({exc.strerror or exc})",
+            str(output),
+            "pass a writable folder with --output DIR, or fix its permissions",
+        ) from None
+
+
+# ----------------------------------------------------------------------------------------
+# The gate
+# ----------------------------------------------------------------------------------------
+
+
+def _initial_rounds(config: GateConfig, policy: Policy, n_keys: int) -> int:
+    if config.rounds is not None:
+        return config.rounds
+    # Holm divides alpha by the number of comparisons: with n rounds the smallest
+    # two-sided Wilcoxon p is 2 / 2**n, which must clear alpha / comparisons.
+    needed = math.ceil(math.log2(2 * max(n_keys, 1) / policy.alpha)) + 1
+    return max(policy.min_rounds, needed)
+
+
+def run_gate(config: GateConfig) -> GateOutcome:
+    """Check every input (policy, base ref or baseline, output folder) before measuring,
+    then measure, decide and write the reports. Raises GateError when it cannot decide;
+    after the run folder exists, the error is written there too (report.json,
+    pr_comment.md), and nothing else (baselines, earlier runs) is touched."""
+    from perf.baseline import baseline_path, load_baseline
+    from perf.meta import git_state, machine_info
+    from perf.worktree import default_base, resolve_ref
+
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    policy = load_policy(config.root / "pyproject.toml", mode=config.mode.value)
+    head = git_state(config.root)
+    machine = machine_info()
+    base_commit: str | None = None
+    baseline = None
+    if config.mode is Mode.PR:
+        base_commit = (
+            resolve_ref(config.root, config.base_ref)
+            if config.base_ref
+            else default_base(config.root)
+        )
+    elif not config.write_baseline:
+        path = config.baseline_path or baseline_path(config.root, config.set_name)
+        baseline = load_baseline(path)
+    run_dir = _prepare_output(config.output, head.commit[:10])
+    _progress(f"[gate] results in {run_dir}")
+    try:
+        return _measure_and_decide(
+            config, policy, head, machine, base_commit, baseline, run_dir, started, t0
+        )
+    except GateError as exc:
+        _write_error(run_dir, config, exc)
+        raise
+
+
+def _measure_and_decide(
+    config: GateConfig,
+    policy: Policy,
+    head: Any,
+    machine: Any,
+    base_commit: str | None,
+    baseline: Any,
+    run_dir: Path,
+    started: dt.datetime,
+    t0: float,
+) -> GateOutcome:
+    from perf.baseline import rescale_for_machine
+    from perf.machine import MachineWatch
+    from perf.worktree import base_worktree
+
+    plan = plan_cases(config.set_name, config.coordinators, calibrate_loops)
+    keys = gated_keys(plan)
+    rounds = _initial_rounds(config, policy, len(keys))
+    rng = random.Random(config.seed)
+    samples = RoundSamples()
+    notes: list[str] = []
+    warnings: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="crucible-gate-") as tmp, MachineWatch() as watch:
+        work = Path(tmp)
+        _write_json(
+            work / "plan.json",
+            {"set": config.set_name, "cases": plan, "coordinators": list(config.coordinators)},
+        )
+        if config.mode is Mode.PR:
+            assert base_commit is not None
+            with base_worktree(config.root, base_commit) as base_tree:
+                sides = {"base": base_tree, "head": config.root}
+                for tree in sides.values():
+                    _compile(tree)
+                _progress(
+                    f"[gate] PR mode: head {head.commit[:10]}{' (dirty)' if head.dirty else ''}"
+                    f" vs base {base_commit[:10]}; {len(plan)} cases, {len(keys)} decisions, "
+                    f"{rounds} rounds to start"
+                )
+                comparisons = _rounds_until_decided(
+                    sides, plan, samples, rounds, rng, work, t0, config, policy, keys
+                )
+        else:
+            sides = {"head": config.root}
+            _progress(f"[gate] measuring head {head.commit[:10]}: {rounds} rounds")
+            _run_rounds(sides, plan, samples, rounds, rng, work, t0, rounds)
+            comparisons = []
+            if baseline is not None:
+                calib = sorted(samples.calibration_s["head"])[
+                    len(samples.calibration_s["head"]) // 2
+                ]
+                stored, note = rescale_for_machine(
+                    baseline,
+                    fingerprint=machine.fingerprint,
+                    python=machine.python_version,
+                    calibration_s=calib,
+                )
+                if note:
+                    notes.append(note)
+                base_map = {
+                    (b, m): v for b, ms in stored.items() for m, v in ms.items() if (b, m) in keys
+                }
+                comparisons = compare(
+                    base_map,
+                    _sample_map(samples, "head", keys),
+                    policy,
+                    paired=False,
+                    seed=config.seed,
+                )
+    if config.write_baseline:
+        _store_baseline(config, samples, keys, head, machine)
+    for side in samples.values:
+        write_pyperf(run_dir / f"{side}.json", samples.values[side])
+    _write_json(
+        run_dir / "samples.json",
+        {"plan": plan, "calibration_s": samples.calibration_s, "values": samples.values},
+    )
+    verdict = run_verdict(comparisons) if comparisons else Verdict.PASS
+    if verdict is Verdict.INCONCLUSIVE:
+        warnings.append(
+            f"{sum(c.verdict is Verdict.INCONCLUSIVE for c in comparisons)} comparisons stayed "
+            f"inconclusive after {samples.rounds('head')} rounds (budget {policy.max_rounds})"
+        )
+    status = int(exit_status(verdict, config.strict)) if comparisons else 0
+    artifacts = (
+        *tuple(
+            Artifact(label=f"{side} results (pyperf)", path=f"{side}.json", kind="pyperf")
+            for side in samples.values
+        ),
+        Artifact(label="all samples", path="samples.json", kind="json"),
+    )
+    outcome = GateOutcome(
+        mode=config.mode.value,
+        verdict=verdict,
+        exit_status=status,
+        strict=config.strict,
+        comparisons=tuple(comparisons),
+        head_commit=head.commit,
+        head_dirty=head.dirty,
+        base_label=base_commit or str(baseline.path if baseline else "none (baseline written)"),
+        rounds=samples.rounds("head"),
+        max_rounds=policy.max_rounds,
+        started_utc=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        duration_s=time.monotonic() - t0,
+        machine=watch.result(),
+        run_dir=run_dir,
+        artifacts=artifacts,
+        warnings=tuple(warnings),
+        notes=tuple(notes),
+    )
+    _finish(outcome, config)
+    return outcome
+
+
+def _rounds_until_decided(
+    sides: Mapping[str, Path],
+    plan: list[dict[str, Any]],
+    samples: RoundSamples,
+    rounds: int,
+    rng: random.Random,
+    work: Path,
+    t0: float,
+    config: GateConfig,
+    policy: Policy,
+    keys: Sequence[tuple[str, str]],
+) -> list[Comparison]:
+    _run_rounds(sides, plan, samples, rounds, rng, work, t0, rounds)
+    while True:
+        comparisons = compare(
+            _sample_map(samples, "base", keys),
+            _sample_map(samples, "head", keys),
+            policy,
+            paired=True,
+            seed=config.seed,
+        )
+        wanted = needs_more_samples(comparisons, policy)
+        done = samples.rounds("head")
+        elapsed = time.monotonic() - t0
+        per_round = elapsed / max(done, 1)
+        if not wanted or done >= policy.max_rounds:
+            return comparisons
+        extra = min(EXTRA_ROUNDS_STEP, policy.max_rounds - done)
+        if elapsed + extra * per_round > config.budget_s:
+            _progress(
+                f"[gate] {len(wanted)} comparisons inconclusive; time budget "
+                f"({config.budget_s:.0f} s) spent"
+            )
+            return comparisons
+        _progress(f"[gate] {len(wanted)} comparisons inconclusive: {extra} more rounds")
+        _run_rounds(sides, plan, samples, extra, rng, work, t0, done + extra)
+
+
+def _store_baseline(
+    config: GateConfig,
+    samples: RoundSamples,
+    keys: Sequence[tuple[str, str]],
+    head: Any,
+    machine: Any,
+) -> None:
+    from perf.baseline import baseline_path, write_baseline
+    from perf.calibration import CALIBRATION_VERSION
+
+    values = _sample_map(samples, "head", keys)
+    document = {
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": head.commit,
+        "dirty": head.dirty,
+        "set": config.set_name,
+        "python": machine.python_version,
+        "machine": machine.as_dict(),
+        "calibration": {"version": CALIBRATION_VERSION, "seconds": samples.calibration_s["head"]},
+        "samples": _nest(values),
+    }
+    write_baseline(config.baseline_path or baseline_path(config.root, config.set_name), document)
+
+
+def _nest(values: Mapping[tuple[str, str], list[float]]) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {}
+    for (bench, metric), v in values.items():
+        out.setdefault(bench, {})[metric] = v
+    return out
+
+
+def _finish(outcome: GateOutcome, config: GateConfig) -> None:
+    """Reports, manifest, latest link, pruning, and the GitHub step summary."""
+    from perf.run import prune_runs, update_latest
+
+    run_dir = outcome.run_dir
+    report_paths: list[Path] = []
+    try:
+        from perf.report import write_reports
+
+        report_paths = write_reports(outcome)
+    except ImportError:
+        _write_json(run_dir / "report.json", _minimal_report(outcome))
+        report_paths = [run_dir / "report.json"]
+    _write_json(
+        run_dir / "manifest.json",
+        {
+            "schema_version": 1,
+            "kind": "gate",
+            "mode": outcome.mode,
+            "verdict": outcome.verdict.value,
+            "exit_status": outcome.exit_status,
+            "head_commit": outcome.head_commit,
+            "head_dirty": outcome.head_dirty,
+            "base": outcome.base_label,
+            "rounds": outcome.rounds,
+            "started_utc": outcome.started_utc,
+            "duration_s": outcome.duration_s,
+            "files": sorted(p.name for p in run_dir.iterdir() if p.is_file()),
+        },
+    )
+    update_latest(config.output, run_dir)
+    prune_runs(config.output, config.keep, run_dir)
+    _github(outcome, report_paths)
+
+
+def _write_error(run_dir: Path, config: GateConfig, exc: GateError) -> None:
+    """The run folder of a run that could not decide says so, in the files CI shows."""
+    from perf.run import update_latest
+
+    text = str(exc)
+    _write_json(
+        run_dir / "report.json",
+        {"verdict": "error", "exit_status": int(exit_code(exc)), "error": text, "comparisons": []},
+    )
+    (run_dir / "pr_comment.md").write_text(
+        "## Crucible perf gate: could not decide (exit 2)\n\n"
+        f"{text}\n\nNo verdict was reached, so this build is not passed.\n",
+        encoding="utf-8",
+    )
+    _write_json(
+        run_dir / "manifest.json",
+        {
+            "schema_version": 1,
+            "kind": "gate",
+            "mode": config.mode.value,
+            "verdict": "error",
+            "error": text,
+            "files": sorted(p.name for p in run_dir.iterdir() if p.is_file()),
+        },
+    )
+    update_latest(config.output, run_dir)
+
+
+def _minimal_report(outcome: GateOutcome) -> dict[str, Any]:
+    return {
+        "verdict": outcome.verdict.value,
+        "comparisons": [
+            {
+                "benchmark": c.benchmark,
+                "metric": c.metric,
+                "ratio": c.ratio,
+                "ci_low": c.ci_low,
+                "ci_high": c.ci_high,
+                "p_value": c.p_value,
+                "threshold_pct": c.threshold_pct,
+                "verdict": c.verdict.value,
+            }
+            for c in outcome.comparisons
+        ],
+    }
+
+
+def _github(outcome: GateOutcome, report_paths: Sequence[Path]) -> None:
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    comment = outcome.run_dir / "pr_comment.md"
+    if summary_file and comment.exists():
+        with open(summary_file, "a", encoding="utf-8") as fh:
+            fh.write(comment.read_text(encoding="utf-8") + "\n")
+    try:
+        from perf.report import github_annotations
+
+        lines = github_annotations(outcome)
+    except ImportError:
+        lines = [
+            f"::error title=perf regression::{c.benchmark} {c.metric} {c.change_pct:+.1f} %"
+            for c in outcome.comparisons
+            if c.verdict is Verdict.FAIL
+        ]
+    for line in lines:
+        print(line)
+
+
+# ----------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from perf.cases import DEFAULT_COORDINATORS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m perf gate",
+        description="Measure the head against a base commit (PR mode) or the stored "
+        "baseline, decide pass / fail / inconclusive, and write the reports. Exit 0 pass "
+        "(inconclusive too, unless --strict), 1 regression, 2 the gate could not decide.",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--base",
+        metavar="REF",
+        help="PR mode against this git ref (default: the merge base with the default branch)",
+    )
+    where.add_argument(
+        "--baseline",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="compare with the stored baseline (default baselines/<set>.json)",
+    )
+    where.add_argument(
+        "--write-baseline",
+        action="store_true",
+        help="measure the head and store it as the baseline (what nox -s perf_baseline runs)",
+    )
+    parser.add_argument("--set", dest="set_name", choices=("quick", "full"), default="quick")
+    parser.add_argument(
+        "--coordinators",
+        default=",".join(DEFAULT_COORDINATORS),
+        help="comma-separated coordinators (names or module:factory); default %(default)s",
+    )
+    parser.add_argument("--strict", action="store_true", help="inconclusive exits 2")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results folder")
+    parser.add_argument("--keep", type=int, default=10, help="run folders to keep")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds to start with")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=DEFAULT_BUDGET_S,
+        help="time for extra rounds of inconclusive comparisons (default %(default)s s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of round order and bootstrap")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> GateConfig:
+    mode = Mode.BASELINE if args.write_baseline or args.baseline is not None else Mode.PR
+    return GateConfig(
+        mode=mode,
+        base_ref=args.base,
+        baseline_path=Path(args.baseline) if args.baseline else None,
+        set_name=args.set_name,
+        coordinators=tuple(c for c in args.coordinators.split(",") if c),
+        strict=args.strict,
+        output=args.output,
+        keep=args.keep,
+        rounds=args.rounds,
+        budget_s=args.budget_s,
+        seed=args.seed,
+        write_baseline=args.write_baseline,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        outcome = run_gate(config)
+    except GateError as exc:
+        print(f"perf gate: could not decide: {exc}", file=sys.stderr)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print(f"::error title=perf gate could not decide::{exc}")
+        return int(exit_code(exc))
+    except KeyboardInterrupt:
+        print("perf gate: interrupted", file=sys.stderr)
+        return int(ExitCode.UNDECIDED)
+    except Exception as exc:
+        traceback.print_exc()
+        print(f"perf gate: could not decide: internal error {exc!r}", file=sys.stderr)
+        return int(exit_code(exc))
+    _progress(
+        f"[gate] verdict {outcome.verdict.value.upper()} (exit {outcome.exit_status}); "
+        f"report: {outcome.run_dir / 'report.md'}"
+    )
+    return outcome.exit_status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""What one gate run decided and saw: the data every report is rendered from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from perf.verdict import Comparison, Verdict
+
+__all__ = ["Artifact", "GateOutcome", "MachineLoad"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineLoad:
+    """The machine during the run, measured: load averages before and after, and the CPU
+    share used by processes other than the gate's own (sampled every second)."""
+
+    load_avg_before: tuple[float, float, float]
+    load_avg_after: tuple[float, float, float]
+    other_cpu_pct_mean: float
+    other_cpu_pct_max: float
+    samples: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Artifact:
+    """A file of the run the reports link to (result files, flame graphs, profiles)."""
+
+    label: str
+    path: str  # relative to the run folder
+    kind: str  # "pyperf", "json", "flamegraph", "speedscope", "svg", "report", ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateOutcome:
+    """One gate run. ``mode`` is "pr" (head vs base measured interleaved in this run) or
+    "baseline" (head vs a stored baseline file)."""
+
+    mode: str
+    verdict: Verdict
+    exit_status: int
+    strict: bool
+    comparisons: tuple[Comparison, ...]
+    head_commit: str
+    head_dirty: bool
+    base_label: str  # the base commit in PR mode, the baseline file in baseline mode
+    rounds: int
+    max_rounds: int
+    started_utc: str
+    duration_s: float
+    machine: MachineLoad | None
+    run_dir: Path
+    artifacts: tuple[Artifact, ...] = ()
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perf.baseline import (
+    BASELINE_SCHEMA_VERSION,
+    load_baseline,
+    rescale_for_machine,
+    write_baseline,
+)
+from perf.calibration import CALIBRATION_VERSION, calibrate, kernel
+from perf.errors import BaselineError
+
+
+def _document(**changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "created_utc": "2026-11-26T00:00:00Z",
+        "commit": "a" * 40,
+        "dirty": False,
+        "set": "quick",
+        "python": "3.11.7",
+        "machine": {"fingerprint": "f" * 16, "cpu": "Test CPU"},
+        "calibration": {"version": CALIBRATION_VERSION, "seconds": [0.010, 0.011, 0.012]},
+        "samples": {
+            "daemon_performance.medium.core": {"time": [0.02, 0.021], "rss_peak": [3e7, 3e7]}
+        },
+    }
+    doc.update(changes)
+    return doc
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    write_baseline(path, _document())
+    baseline = load_baseline(path)
+    assert baseline.schema_version == BASELINE_SCHEMA_VERSION
+    assert baseline.samples["daemon_performance.medium.core"]["time"] == [0.02, 0.021]
+    assert baseline.calibration_median_s == 0.011
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_missing_baseline_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    with pytest.raises(BaselineError) as info:
+        load_baseline(path)
+    assert str(path) in str(info.value) and "nox -s perf_baseline" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("{not json", "unreadable or truncated"),
+        ('{"kind": "crucible-perf-baseline", "schema_version": 1, "calib', "truncated"),
+        ('{"kind": "something-else"}', "not a Crucible baseline"),
+        ("[1, 2]", "not a Crucible baseline"),
+    ],
+)
+def test_corrupt_or_truncated_baseline_is_refused(
+    tmp_path: Path, content: str, fragment: str
+) -> None:
+    path = tmp_path / "quick.json"
+    path.write_text(content)
+    with pytest.raises(BaselineError, match=fragment) as info:
+        load_baseline(path)
+    assert "nox -s perf_baseline" in str(info.value)
+    assert path.read_text() == content  # nothing overwritten
+
+
+def test_truncated_real_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    write_baseline(path, _document())
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(BaselineError, match="truncated"):
+        load_baseline(path)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    write_baseline(path, _document())
+    data = json.loads(path.read_text())
+    data["schema_version"] = BASELINE_SCHEMA_VERSION + 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match="newer than this gate reads"):
+        load_baseline(path)
+
+
+@pytest.mark.parametrize(
+    "samples",
+    [{}, {"b": {}}, {"b": {"time": []}}, {"b": {"time": [0.0]}}, {"b": {"time": ["x"]}}],
+)
+def test_samples_must_be_positive_numbers(tmp_path: Path, samples: Any) -> None:
+    path = tmp_path / "quick.json"
+    data = {"kind": "crucible-perf-baseline", "schema_version": 1, **_document(samples=samples)}
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError):
+        load_baseline(path)
+
+
+def test_write_refuses_bad_samples_and_keeps_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    write_baseline(path, _document())
+    before = path.read_text()
+    with pytest.raises(BaselineError):
+        write_baseline(path, _document(samples={"b": {"time": [-1.0]}}))
+    assert path.read_text() == before
+
+
+def test_same_machine_is_compared_as_stored(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    write_baseline(path, _document())
+    samples, note = rescale_for_machine(
+        load_baseline(path), fingerprint="f" * 16, python="3.11.7", calibration_s=0.5
+    )
+    assert note is None
+    assert samples["daemon_performance.medium.core"]["time"] == [0.02, 0.021]
+
+
+def test_other_machine_scales_time_not_memory(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    write_baseline(path, _document())
+    samples, note = rescale_for_machine(
+        load_baseline(path), fingerprint="0" * 16, python="3.11.7", calibration_s=0.022
+    )
+    assert note is not None and "calibration ratio 2.000" in note
+    assert samples["daemon_performance.medium.core"]["time"] == pytest.approx([0.04, 0.042])
+    assert samples["daemon_performance.medium.core"]["rss_peak"] == [3e7, 3e7]
+
+
+def test_other_python_or_kernel_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    write_baseline(path, _document())
+    baseline = load_baseline(path)
+    with pytest.raises(BaselineError, match="Python 3.11.7"):
+        rescale_for_machine(baseline, fingerprint="f" * 16, python="3.12.1", calibration_s=0.01)
+    write_baseline(path, _document(calibration={"version": 99, "seconds": [0.01]}))
+    with pytest.raises(BaselineError, match="calibration kernel"):
+        rescale_for_machine(
+            load_baseline(path), fingerprint="f" * 16, python="3.11.7", calibration_s=0.01
+        )
+
+
+def test_calibration_kernel_is_deterministic_and_timed() -> None:
+    assert kernel() == kernel()
+    assert calibrate(repeats=2) > 0
