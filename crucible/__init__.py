@@ -1,5 +1,7 @@
 """Crucible: event coordination with two architectures, DataCoordinator and CrucibleCore."""
 
+from crucible._core import CoreConfig, CrucibleCore, DeadLetter, Rule
+from crucible._data import DataConfig, DataCoordinator
 from crucible._events import (
     DEFAULT_MAX_EVENT_BYTES,
     Category,
@@ -12,6 +14,7 @@ from crucible._events import (
     SourceType,
     validate,
 )
+from crucible._loader import load_coordinator
 from crucible._protocol import (
     DEFAULT_WIRING,
     ROLES,
@@ -21,6 +24,7 @@ from crucible._protocol import (
     SettleTimeout,
     Stats,
 )
+from crucible._reference import ReferenceCoordinator
 from crucible._services import FaultSpec, InjectedFault, ServiceCrashed, SimulatedService, WorkSpec
 
 __all__ = [
@@ -30,13 +34,20 @@ __all__ = [
     "Category",
     "Coordinator",
     "CoordinatorError",
+    "CoreConfig",
+    "CrucibleCore",
+    "DataConfig",
+    "DataCoordinator",
+    "DeadLetter",
     "Event",
     "FaultSpec",
     "InjectedFault",
     "Kind",
     "Priority",
+    "ReferenceCoordinator",
     "RejectReason",
     "Rejected",
+    "Rule",
     "Service",
     "ServiceCrashed",
     "SettleTimeout",
@@ -45,5 +56,6 @@ __all__ = [
     "SourceType",
     "Stats",
     "WorkSpec",
+    "load_coordinator",
     "validate",
 ]

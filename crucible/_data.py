@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from crucible._events import DEFAULT_MAX_EVENT_BYTES, Event, Rejected, RejectReason, validate
 from crucible._protocol import (
@@ -66,9 +67,9 @@ class DataCoordinator:
 
     name = "data"
 
-    def __init__(self, config: DataConfig | None = None, **overrides: float) -> None:
+    def __init__(self, config: DataConfig | None = None, /, **overrides: Any) -> None:
         if config is None:
-            config = DataConfig(**overrides)  # type: ignore[arg-type]
+            config = DataConfig(**overrides)
         elif overrides:
             raise TypeError("pass either a DataConfig or keyword overrides, not both")
         self.config = config

@@ -161,7 +161,7 @@ class Event:
     def __post_init__(self) -> None:
         # Derived once here so the hot path reads plain attributes.
         kind = self.kind
-        self.category = kind.category if isinstance(kind, Kind) else None  # type: ignore[assignment]
+        self.category = kind.category if isinstance(kind, Kind) else None
         if self.size_bytes < 0 and isinstance(self.payload, bytes | bytearray | memoryview | dict):
             self.size_bytes = payload_size(self.payload)
 
@@ -186,6 +186,9 @@ class Rejected:
         return f"{self.reason.value}: {self.detail}"
 
 
+_PAYLOAD_TYPES = (bytes, bytearray, memoryview, Mapping)
+
+
 def validate(event: object, max_size_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Rejected | None:
     """Return why ``event`` cannot be accepted, or None when it is well formed and within size."""
     if not isinstance(event, Event):
@@ -198,9 +201,10 @@ def validate(event: object, max_size_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Re
         return Rejected(RejectReason.MALFORMED, f"unknown priority {event.priority!r}")
     if not isinstance(event.source, Source) or not event.source.id:
         return Rejected(RejectReason.MALFORMED, "source must be a Source with a non-empty id")
-    if not isinstance(event.payload, bytes | bytearray | memoryview | Mapping):
+    if not isinstance(event.payload, _PAYLOAD_TYPES):
         return Rejected(RejectReason.MALFORMED, "payload must be bytes or a mapping")
-    if not isinstance(event.targets, tuple) or not all(isinstance(t, str) for t in event.targets):
+    targets = event.targets
+    if targets.__class__ is not tuple or (targets and not all(isinstance(t, str) for t in targets)):
         return Rejected(RejectReason.MALFORMED, "targets must be a tuple of service names")
     if event.retry_count < 0 or event.max_retries < 0:
         return Rejected(RejectReason.MALFORMED, "retry_count and max_retries must be >= 0")

@@ -76,9 +76,11 @@ class RunSpec:
         out: dict[int, FaultSpec] = {}
         for i in range(self.scenario.services):
             crash = 0 if i < self.crashed_services else None
-            slow = self.slow_s if self.crashed_services <= i < self.crashed_services + (
-                self.slow_services
-            ) else 0.0
+            slow = (
+                self.slow_s
+                if self.crashed_services <= i < self.crashed_services + (self.slow_services)
+                else 0.0
+            )
             spec = FaultSpec(error_rate=self.failure_rate, crash_after=crash, slow_s=slow)
             if spec.any:
                 out[i] = spec

@@ -70,7 +70,9 @@ class FaultSpec:
 
     @property
     def any(self) -> bool:
-        return bool(self.error_rate or self.crash_after is not None or self.hang_rate or self.slow_s)
+        return bool(
+            self.error_rate or self.crash_after is not None or self.hang_rate or self.slow_s
+        )
 
 
 NO_FAULTS = FaultSpec()

@@ -135,7 +135,7 @@ def test_other_python_or_kernel_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
     write_baseline(path, _document())
     baseline = load_baseline(path)
-    with pytest.raises(BaselineError, match="Python 3.11.7"):
+    with pytest.raises(BaselineError, match=r"Python 3\.11\.7"):
         rescale_for_machine(baseline, fingerprint="f" * 16, python="3.12.1", calibration_s=0.01)
     write_baseline(path, _document(calibration={"version": 99, "seconds": [0.01]}))
     with pytest.raises(BaselineError, match="calibration kernel"):

@@ -112,7 +112,9 @@ def _property(coordinator: str) -> Any:
     ) -> None:
         _check(
             asyncio.run(
-                _run(coordinator, options, events, services, error_rate, min(crashed, services), seed)
+                _run(
+                    coordinator, options, events, services, error_rate, min(crashed, services), seed
+                )
             )
         )
 
