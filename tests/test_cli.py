@@ -38,7 +38,7 @@ def _json(*args: str) -> dict[str, Any]:
     proc = _run(*args, "--json")
     assert proc.returncode == 0, proc.stderr
     data: dict[str, Any] = json.loads(proc.stdout)
-    assert KEYS <= data.keys()
+    assert data.keys() >= KEYS
     total = (
         data["delivered"]
         + data["failed"]
