@@ -140,6 +140,7 @@ def plan_cases(
                     "traced": d.traced,
                     "loops": d.fixed_loops or (1 if paced else loops_for(case)),
                     "warmup": not paced,
+                    "meta": case.metadata(),
                 }
             )
     return plan
@@ -298,9 +299,14 @@ def _sample_map(
 # ----------------------------------------------------------------------------------------
 
 
-def write_pyperf(path: Path, side_values: Mapping[str, Mapping[str, list[float | None]]]) -> None:
+def write_pyperf(
+    path: Path,
+    side_values: Mapping[str, Mapping[str, list[float | None]]],
+    case_meta: Mapping[str, Mapping[str, str | int | float]],
+) -> None:
     """Every benchmark-stored metric of one side as a pyperf suite: one run per round (one
-    fresh process each), so ``python -m pyperf stats`` and ``compare_to`` read it."""
+    fresh process each), so ``python -m pyperf stats`` and ``compare_to`` read it. Each run
+    carries its case's parameters (``crucible_*`` metadata: scenario, events, seeds)."""
     import pyperf
 
     from perf.metrics import METRICS, Storage
@@ -314,7 +320,12 @@ def write_pyperf(path: Path, side_values: Mapping[str, Mapping[str, list[float |
             runs = [
                 pyperf.Run(
                     [v],
-                    metadata={"name": f"{bench}.{metric}", "unit": info.unit, "loops": 1},
+                    metadata={
+                        **case_meta.get(bench, {}),
+                        "name": f"{bench}.{metric}",
+                        "unit": info.unit,
+                        "loops": 1,
+                    },
                     collect_metadata=False,
                 )
                 for v in values
@@ -470,7 +481,9 @@ def _measure_and_decide(
     if config.write_baseline:
         _store_baseline(config, samples, keys, head, machine)
     for side in samples.values:
-        write_pyperf(run_dir / f"{side}.json", samples.values[side])
+        write_pyperf(
+            run_dir / f"{side}.json", samples.values[side], {i["bench"]: i["meta"] for i in plan}
+        )
     _write_json(
         run_dir / "samples.json",
         {"plan": plan, "calibration_s": samples.calibration_s, "values": samples.values},
@@ -587,13 +600,15 @@ def _finish(outcome: GateOutcome, config: GateConfig) -> None:
 
     run_dir = outcome.run_dir
     report_paths: list[Path] = []
-    try:
-        from perf.report import write_reports
+    from perf.analysis import analyze_run_dir
+    from perf.report import write_reports
 
-        report_paths = write_reports(outcome)
-    except ImportError:
-        _write_json(run_dir / "report.json", _minimal_report(outcome))
-        report_paths = [run_dir / "report.json"]
+    # The architecture comparison reads the head side of this run: data vs core vs
+    # reference measured in the same rounds.
+    analysis = None
+    if (run_dir / "head.json").exists():
+        analysis = analyze_run_dir(run_dir, pyperf_files=["head.json"], seed=config.seed)
+    report_paths = write_reports(outcome, analysis)
     _write_json(
         run_dir / "manifest.json",
         {
@@ -644,25 +659,6 @@ def _write_error(run_dir: Path, config: GateConfig, exc: GateError) -> None:
     update_latest(config.output, run_dir)
 
 
-def _minimal_report(outcome: GateOutcome) -> dict[str, Any]:
-    return {
-        "verdict": outcome.verdict.value,
-        "comparisons": [
-            {
-                "benchmark": c.benchmark,
-                "metric": c.metric,
-                "ratio": c.ratio,
-                "ci_low": c.ci_low,
-                "ci_high": c.ci_high,
-                "p_value": c.p_value,
-                "threshold_pct": c.threshold_pct,
-                "verdict": c.verdict.value,
-            }
-            for c in outcome.comparisons
-        ],
-    }
-
-
 def _github(outcome: GateOutcome, report_paths: Sequence[Path]) -> None:
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
@@ -671,17 +667,9 @@ def _github(outcome: GateOutcome, report_paths: Sequence[Path]) -> None:
     if summary_file and comment.exists():
         with open(summary_file, "a", encoding="utf-8") as fh:
             fh.write(comment.read_text(encoding="utf-8") + "\n")
-    try:
-        from perf.report import github_annotations
+    from perf.report import github_annotations
 
-        lines = github_annotations(outcome)
-    except ImportError:
-        lines = [
-            f"::error title=perf regression::{c.benchmark} {c.metric} {c.change_pct:+.1f} %"
-            for c in outcome.comparisons
-            if c.verdict is Verdict.FAIL
-        ]
-    for line in lines:
+    for line in github_annotations(outcome):
         print(line)
 
 
