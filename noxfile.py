@@ -30,6 +30,43 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+
+
+@nox.session(default=False)
+def perf_quick(session: nox.Session) -> None:
+    """Gate the head: against its base commit (PR mode) or the stored baseline."""
+    session.install("-e", ".")
+    session.run("python", "-m", "perf", "gate", "--set", "quick", *session.posargs)
+
+
+@nox.session(default=False)
+def perf_full(session: nox.Session) -> None:
+    """Measure every pyperf suite (stress included), then gate the head on the quick set."""
+    session.install("-e", ".")
     session.run(
-        "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
+        "python", "-m", "perf", "gate", "--set", "quick", "--suites-set", "full", *session.posargs
     )
+
+
+@nox.session(default=False)
+def perf_baseline(session: nox.Session) -> None:
+    """Measure the head and store it as baselines/quick.json (the only writer of baselines)."""
+    session.install("-e", ".")
+    session.run(
+        "python", "-m", "perf", "gate", "--set", "quick", "--write-baseline", *session.posargs
+    )
+
+
+@nox.session(default=False)
+def perf_suites(session: nox.Session) -> None:
+    """Measure the pyperf suites of one tree, no verdict (python -m perf run)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "perf", "run", *session.posargs)
+
+
+@nox.session(default=False)
+def perf_profile(session: nox.Session) -> None:
+    """Capture memray and py-spy profiles of each coordinator (python -m perf profile)."""
+    session.install("-e", ".[profile]")
+    session.run("python", "-m", "perf", "profile", *session.posargs)

@@ -29,11 +29,11 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from perf.errors import ExitCode, GateError, OutputError, ResultError, exit_code
+from perf.errors import ExitCode, GateError, OutputError, RefError, ResultError, exit_code
 from perf.outcome import Artifact, GateOutcome
 from perf.policy import Mode, Policy, load_policy
 from perf.verdict import Comparison, Verdict, compare, exit_status, needs_more_samples, run_verdict
@@ -84,6 +84,10 @@ class GateConfig:
     seed: int
     root: Path = ROOT
     write_baseline: bool = False
+    suites_set: str | None = None  # also measure this pyperf suite set into the run folder
+    suites: str | None = None
+    pyperf_speed: str | None = None  # "--fast" or "--rigorous" for the suites
+    analysis_from: Path | None = None
 
 
 @dataclass(slots=True)
@@ -384,25 +388,31 @@ def run_gate(config: GateConfig) -> GateOutcome:
 
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
-    policy = load_policy(config.root / "pyproject.toml", mode=config.mode.value)
     head = git_state(config.root)
     machine = machine_info()
     base_commit: str | None = None
     baseline = None
-    if config.mode is Mode.PR:
-        base_commit = (
-            resolve_ref(config.root, config.base_ref)
-            if config.base_ref
-            else default_base(config.root)
-        )
-    elif not config.write_baseline:
+    notes: list[str] = []
+    if config.mode is Mode.PR and config.base_ref:
+        base_commit = resolve_ref(config.root, config.base_ref)
+    elif config.mode is Mode.PR:
+        try:
+            base_commit = default_base(config.root)
+        except RefError as exc:
+            # No base to measure beside the head (on the default branch itself, or no
+            # default branch): the stored baseline is what is left to compare with.
+            notes.append(f"no base commit ({exc.message}): compared with the stored baseline")
+            _progress(f"[gate] {notes[-1]}")
+            config = replace(config, mode=Mode.BASELINE)
+    policy = load_policy(config.root / "pyproject.toml", mode=config.mode.value)
+    if config.mode is Mode.BASELINE and not config.write_baseline:
         path = config.baseline_path or baseline_path(config.root, config.set_name)
         baseline = load_baseline(path)
     run_dir = _prepare_output(config.output, head.commit[:10])
     _progress(f"[gate] results in {run_dir}")
     try:
         return _measure_and_decide(
-            config, policy, head, machine, base_commit, baseline, run_dir, started, t0
+            config, policy, head, machine, base_commit, baseline, run_dir, started, t0, notes
         )
     except GateError as exc:
         _write_error(run_dir, config, exc)
@@ -419,17 +429,19 @@ def _measure_and_decide(
     run_dir: Path,
     started: dt.datetime,
     t0: float,
+    notes: list[str],
 ) -> GateOutcome:
     from perf.baseline import rescale_for_machine
     from perf.machine import MachineWatch
     from perf.worktree import base_worktree
 
+    if config.suites_set is not None:
+        _run_suites(config, run_dir)
     plan = plan_cases(config.set_name, config.coordinators, calibrate_loops)
     keys = gated_keys(plan)
     rounds = _initial_rounds(config, policy, len(keys))
     rng = random.Random(config.seed)
     samples = RoundSamples()
-    notes: list[str] = []
     warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix="crucible-gate-") as tmp, MachineWatch() as watch:
         work = Path(tmp)
@@ -603,10 +615,14 @@ def _finish(outcome: GateOutcome, config: GateConfig) -> None:
     from perf.analysis import analyze_run_dir
     from perf.report import write_reports
 
-    # The architecture comparison reads the head side of this run: data vs core vs
-    # reference measured in the same rounds.
+    # The architecture comparison reads the pyperf suites measured in this run when there
+    # are any (sweeps and leak runs included), else the head side of the gate's rounds:
+    # data vs core vs reference measured in the same minutes either way.
     analysis = None
-    if (run_dir / "head.json").exists():
+    suites_dir = _suites_dir(run_dir) or config.analysis_from
+    if suites_dir is not None:
+        analysis = analyze_run_dir(suites_dir, seed=config.seed)
+    elif (run_dir / "head.json").exists():
         analysis = analyze_run_dir(run_dir, pyperf_files=["head.json"], seed=config.seed)
     report_paths = write_reports(outcome, analysis)
     _write_json(
@@ -629,6 +645,46 @@ def _finish(outcome: GateOutcome, config: GateConfig) -> None:
     update_latest(config.output, run_dir)
     prune_runs(config.output, config.keep, run_dir)
     _github(outcome, report_paths)
+
+
+def _suites_dir(run_dir: Path) -> Path | None:
+    latest = run_dir / "suites" / "latest"
+    if latest.is_symlink() or latest.is_dir():
+        return latest.resolve()
+    if latest.is_file():
+        return run_dir / "suites" / latest.read_text(encoding="utf-8").strip()
+    return None
+
+
+def _run_suites(config: GateConfig, run_dir: Path) -> None:
+    """The pyperf suites of ``config.suites_set`` for the head, into run_dir/suites/: every
+    metric, sweeps and leak runs included, for the reports (not for the verdict)."""
+    assert config.suites_set is not None
+    cmd = [
+        sys.executable,
+        "-m",
+        "perf",
+        "run",
+        f"--{config.suites_set}",
+        "--coordinators",
+        ",".join(config.coordinators),
+        "--output",
+        str(run_dir / "suites"),
+        "--keep",
+        "1",
+    ]
+    if config.suites:
+        cmd += ["--suites", config.suites]
+    if config.pyperf_speed:
+        cmd.append(config.pyperf_speed)
+    _progress(f"[gate] measuring the {config.suites_set} pyperf suites of the head")
+    proc = subprocess.run(cmd, cwd=config.root, check=False)
+    if proc.returncode != 0:
+        raise ResultError(
+            f"the {config.suites_set} pyperf suites failed (exit {proc.returncode})",
+            str(run_dir / "suites"),
+            "see the benchmark output above; rerun with python -m perf run",
+        )
 
 
 def _write_error(run_dir: Path, config: GateConfig, exc: GateError) -> None:
@@ -722,6 +778,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="time for extra rounds of inconclusive comparisons (default %(default)s s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of round order and bootstrap")
+    suites = parser.add_argument_group(
+        "pyperf suites (every metric, sweeps and leak runs: for the reports, not the verdict)"
+    )
+    suites.add_argument(
+        "--suites-set",
+        choices=("quick", "full"),
+        default=None,
+        help="also measure this set of the pyperf suites into the run folder first",
+    )
+    suites.add_argument("--suites", default=None, help="comma-separated suites of that set")
+    speed = suites.add_mutually_exclusive_group()
+    speed.add_argument("--fast", action="store_true", help="pyperf --fast for the suites")
+    speed.add_argument("--rigorous", action="store_true", help="pyperf --rigorous")
+    suites.add_argument(
+        "--analysis-from",
+        type=Path,
+        default=None,
+        help="compare the architectures from this earlier run folder of python -m perf run",
+    )
     return parser
 
 
@@ -740,6 +815,10 @@ def config_from_args(args: argparse.Namespace) -> GateConfig:
         budget_s=args.budget_s,
         seed=args.seed,
         write_baseline=args.write_baseline,
+        suites_set=args.suites_set,
+        suites=args.suites,
+        pyperf_speed="--fast" if args.fast else "--rigorous" if args.rigorous else None,
+        analysis_from=args.analysis_from,
     )
 
 

@@ -20,6 +20,7 @@ import gc
 import json
 import math
 import os
+import statistics
 import sys
 import traceback
 from collections.abc import Sequence
@@ -51,7 +52,7 @@ async def _workloads(spec: RunSpec, loops: int) -> list[RunResult]:
 
 def measure_case(case: Case, loops: int, warmup: bool) -> dict[str, float | None]:
     """Figures of ``loops`` workloads of a workload-kind case (plus tracemalloc figures from
-    one extra workload for traced cases); ``time`` is seconds per workload."""
+    one extra workload for traced cases); ``time`` is the median seconds per workload."""
     from perf.memory import traced_workload
     from perf.metrics import check_accounting, workload_sample
 
@@ -64,7 +65,9 @@ def measure_case(case: Case, loops: int, warmup: bool) -> dict[str, float | None
     for result in results:
         check_accounting(result)
     values = workload_sample(results)
-    values["time"] = math.fsum(r.wall_s for r in results) / loops
+    # The median workload, not the mean: on a shared machine one workload stalled by another
+    # process would otherwise move the whole sample.
+    values["time"] = statistics.median(r.wall_s for r in results)
     if case.definition.traced:
         values.update(traced_workload(spec))
     return {k: (v if v is not None and math.isfinite(v) else None) for k, v in values.items()}

@@ -1,0 +1,469 @@
+"""``python -m perf run``: measure the benchmark suites of one source tree into a run folder.
+
+Each suite script runs as a subprocess of its own (pyperf spawns its workers from there);
+results go to ``<output>/<UTC time>-<short commit>/``: one pyperf JSON per suite, the JSON
+summary beside each, the scripts' logs and a ``manifest.json``. ``<output>/latest`` points
+at the newest run folder (a symlink, or a text file holding its name where symlinks
+fail), and older run folders are pruned to the newest ``--keep``.
+
+Exit status: 0 when every script succeeded and wrote every benchmark it was asked for; 2
+when one crashed or left benchmarks out (recorded in the manifest, never skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perf.cases import (
+    DEFAULT_COORDINATORS,
+    SUITES,
+    Case,
+    estimated_cost_s,
+    select_cases,
+    settings_for,
+)
+from perf.meta import git_state, load_average, machine_info
+from perf.progress import Planned, Progress, format_duration
+from perf.sidecar import PROGRESS_PREFIX, summary_path
+
+__all__ = [
+    "MANIFEST_SCHEMA_VERSION",
+    "RUN_DIR_RE",
+    "ScriptResult",
+    "build_parser",
+    "main",
+    "prune_runs",
+    "run_dir_name",
+    "update_latest",
+]
+
+MANIFEST_SCHEMA_VERSION = 1
+DEFAULT_OUTPUT = "benchmark_results"
+DEFAULT_KEEP = 10
+RUN_DIR_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-z]+(?:-\d+)?$")
+EXIT_OK = 0
+EXIT_FAILED = 2
+EXIT_INTERRUPTED = 130
+
+
+def _csv(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return items
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m perf run",
+        description="Measure the Crucible benchmark suites (pyperf) into a run folder.",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--quick",
+        dest="set",
+        action="store_const",
+        const="quick",
+        help="the quick set (default): light and medium daemon_performance, two load "
+        "patterns, one memory point and one scalability sweep",
+    )
+    which.add_argument(
+        "--full", dest="set", action="store_const", const="full", help="every case, stress too"
+    )
+    which.add_argument(
+        "--set", dest="set", choices=("quick", "full", "smoke"), help=argparse.SUPPRESS
+    )
+    parser.set_defaults(set="quick")
+    parser.add_argument(
+        "--suites",
+        type=_csv,
+        default=list(SUITES),
+        metavar="NAME[,NAME]",
+        help=f"suites to run (default: {','.join(SUITES)})",
+    )
+    parser.add_argument(
+        "--coordinators",
+        type=_csv,
+        default=list(DEFAULT_COORDINATORS),
+        metavar="SPEC[,SPEC]",
+        help="coordinators to measure: data, core, reference or module:factory "
+        f"(default: {','.join(DEFAULT_COORDINATORS)})",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path(DEFAULT_OUTPUT),
+        metavar="DIR",
+        help=f"results folder (default: {DEFAULT_OUTPUT})",
+    )
+    parser.add_argument(
+        "--keep",
+        type=_positive_int,
+        default=DEFAULT_KEEP,
+        metavar="N",
+        help=f"keep the newest N run folders, prune older ones (default: {DEFAULT_KEEP})",
+    )
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument(
+        "--fast", action="store_true", help="pyperf --fast: fewer values (still >= 3 processes)"
+    )
+    speed.add_argument(
+        "--rigorous", action="store_true", help="pyperf --rigorous: twice the processes"
+    )
+    parser.add_argument(
+        "--affinity",
+        metavar="CPU_LIST",
+        help="pin benchmark workers to these CPUs (pyperf --affinity; default: the last "
+        "CPU where affinity can be set)",
+    )
+    return parser
+
+
+@dataclass(slots=True)
+class ScriptResult:
+    suite: str
+    command: list[str]
+    started_utc: str
+    duration_s: float = 0.0
+    exit_status: int | None = None
+    status: str = "running"  # ok, crashed, incomplete, interrupted
+    missing: list[str] = field(default_factory=list)
+    problem: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "command": self.command,
+            "started_utc": self.started_utc,
+            "duration_s": self.duration_s,
+            "exit_status": self.exit_status,
+            "status": self.status,
+            "missing_benchmarks": self.missing,
+            "problem": self.problem,
+        }
+
+
+def _utc(moment: dt.datetime | None = None) -> str:
+    return (moment or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_dir_name(moment: dt.datetime, short_commit: str) -> str:
+    """``<UTC time>-<short commit>``, e.g. ``20261126T203000Z-a0d44b7c1e``."""
+    commit = re.sub(r"[^0-9a-z]+", "", short_commit.lower()) or "unknown"
+    return f"{moment.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{commit}"
+
+
+def _new_run_dir(output: Path, name: str) -> Path:
+    candidate = output / name
+    n = 1
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = output / f"{name}-{n}"
+
+
+def update_latest(output: Path, run_dir: Path) -> str:
+    """Point ``output/latest`` at ``run_dir``: a relative symlink, replaced atomically, or a
+    text file with the folder's name where symlinks are not possible. Returns which."""
+    latest = output / "latest"
+    tmp = output / f".latest.{os.getpid()}"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(run_dir.name, target_is_directory=True)
+        if latest.is_dir() and not latest.is_symlink():
+            raise OSError(f"{latest} is a directory, not a link")
+        os.replace(tmp, latest)
+        return "symlink"
+    except OSError:
+        if tmp.is_symlink():
+            tmp.unlink()
+        if latest.is_symlink():
+            latest.unlink()
+        latest.write_text(run_dir.name + "\n", encoding="utf-8")
+        return "file"
+
+
+def prune_runs(output: Path, keep: int, current: Path) -> list[str]:
+    """Remove run folders beyond the newest ``keep`` (by name: the UTC time sorts them).
+    Only folders named like a run and holding a manifest.json are touched; the current
+    one never is. Returns the names removed."""
+    runs = sorted(
+        p.name
+        for p in output.iterdir()
+        if p.is_dir()
+        and not p.is_symlink()
+        and RUN_DIR_RE.match(p.name)
+        and (p / "manifest.json").is_file()
+    )
+    removed: list[str] = []
+    for name in runs[: max(len(runs) - keep, 0)]:
+        if name == current.name:
+            continue
+        shutil.rmtree(output / name)
+        removed.append(name)
+    return removed
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _expected_benchmarks(cases: Sequence[Case]) -> list[str]:
+    return [c.benchmark("time") for c in cases]
+
+
+def _check_output(path: Path, cases: Sequence[Case]) -> tuple[list[str], str]:
+    """Benchmarks missing from a result file, and a problem reading it (or "")."""
+    expected = _expected_benchmarks(cases)
+    if not path.is_file():
+        return expected, f"{path.name} was not written"
+    try:
+        import pyperf
+
+        names = set(pyperf.BenchmarkSuite.load(str(path)).get_benchmark_names())
+    except Exception as exc:  # a corrupt file is a failed script, whatever the error
+        return expected, f"{path.name} does not load with pyperf: {exc}"
+    return [n for n in expected if n not in names], ""
+
+
+def _run_script(
+    result: ScriptResult, log_path: Path, progress: Progress, on_start: list[subprocess.Popen[str]]
+) -> None:
+    t0 = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            result.command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        on_start.append(proc)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(PROGRESS_PREFIX):
+                try:
+                    event = json.loads(line[len(PROGRESS_PREFIX) :])
+                except json.JSONDecodeError:
+                    log.write(line)
+                    continue
+                if event.get("event") == "start":
+                    progress.start(str(event.get("name")))
+                elif event.get("event") == "done":
+                    progress.done(str(event.get("name")))
+                continue
+            log.write(line)
+            log.flush()
+        result.exit_status = proc.wait()
+    result.duration_s = time.monotonic() - t0
+
+
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
+
+
+def _errors(path: Path, lines: int = 10) -> str:
+    """The exception lines of a script's log (the workers' first: they hold the cause),
+    or its last lines when there is none."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "  (no log)"
+    errors = [line for line in text if _ERROR_LINE.match(line)]
+    shown = errors[:lines] if errors else text[-lines:]
+    return "\n".join(f"  {line}" for line in shown)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    root = Path(__file__).resolve().parent.parent
+    unknown = [s for s in args.suites if s not in SUITES]
+    if unknown:
+        print(
+            f"perf run: unknown suite(s) {', '.join(unknown)}; accepted: {', '.join(SUITES)}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    settings = settings_for(args.set)
+    plan: dict[str, list[Case]] = {}
+    try:
+        for suite in args.suites:
+            plan[suite] = select_cases(suite, args.set, args.coordinators)
+    except ValueError as exc:
+        print(f"perf run: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    planned = [
+        Planned(c.name, estimated_cost_s(c, settings)) for cases in plan.values() for c in cases
+    ]
+    if not planned:
+        print("perf run: nothing to measure for these suites and coordinators", file=sys.stderr)
+        return EXIT_FAILED
+
+    git = git_state(root)
+    started = dt.datetime.now(dt.UTC)
+    output: Path = args.output
+    try:
+        run_dir = _new_run_dir(output, run_dir_name(started, git.short))
+    except OSError as exc:
+        print(f"perf run: cannot create a run folder in {output}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+    pyperf_options: list[str] = []
+    if args.fast:
+        pyperf_options.append("--fast")
+    if args.rigorous:
+        pyperf_options.append("--rigorous")
+    if args.affinity:
+        pyperf_options.append(f"--affinity={args.affinity}")
+
+    machine = machine_info()
+    manifest: dict[str, Any] = {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "kind": "crucible-perf-run",
+        "set": args.set,
+        "suites": list(args.suites),
+        "coordinators": list(args.coordinators),
+        "pyperf_options": pyperf_options,
+        "source_root": str(root),
+        "commit": git.commit,
+        "dirty": git.dirty,
+        "machine": machine.as_dict(),
+        "started_utc": _utc(started),
+        "finished_utc": None,
+        "load_avg_before": list(load_average()),
+        "load_avg_after": None,
+        "cases": [
+            {
+                "suite": c.definition.suite,
+                "case": c.definition.name,
+                "coordinator": c.label,
+                "coordinator_spec": c.coordinator,
+                "benchmark": c.name,
+                "metrics": {m: c.benchmark(m) for m in c.definition.metrics},
+            }
+            for cases in plan.values()
+            for c in cases
+        ],
+        "files": {
+            suite: {
+                "pyperf": f"{suite}.json",
+                "summary": summary_path(f"{suite}.json").name,
+                "log": f"{suite}.log",
+            }
+            for suite in plan
+        },
+        "scripts": [],
+        "exit_status": None,
+    }
+    manifest_path = run_dir / "manifest.json"
+    _write_json(manifest_path, manifest)
+
+    progress = Progress(planned)
+    progress.note(
+        f"perf run: {args.set} set, {len(planned)} benchmarks, {len(plan)} suites -> {run_dir}"
+    )
+    results: list[ScriptResult] = []
+    procs: list[subprocess.Popen[str]] = []
+    status = EXIT_OK
+    try:
+        for suite, cases in plan.items():
+            if not cases:
+                continue
+            out = run_dir / f"{suite}.json"
+            command = [
+                sys.executable,
+                str(root / "perf" / f"bench_{suite}.py"),
+                "--set",
+                args.set,
+                "--coordinator",
+                ",".join(args.coordinators),
+                "--progress",
+                "-o",
+                str(out),
+                *pyperf_options,
+            ]
+            result = ScriptResult(suite=suite, command=command, started_utc=_utc())
+            results.append(result)
+            _run_script(result, run_dir / f"{suite}.log", progress, procs)
+            result.missing, result.problem = _check_output(out, cases)
+            if result.exit_status != 0:
+                result.status = "crashed"
+                result.problem = f"exit status {result.exit_status}" + (
+                    f"; {result.problem}" if result.problem else ""
+                )
+            elif result.missing or result.problem:
+                result.status = "incomplete"
+            else:
+                result.status = "ok"
+            if result.status != "ok":
+                status = EXIT_FAILED
+                log_path = run_dir / f"{suite}.log"
+                missing = ", ".join(result.missing[:5]) + (
+                    " ..." if len(result.missing) > 5 else ""
+                )
+                progress.note(
+                    f"perf run: {suite} {result.status}: {result.problem or 'incomplete'}; "
+                    f"missing: {missing or 'nothing'}\n"
+                    f"errors in {log_path}:\n{_errors(log_path)}"
+                )
+            manifest["scripts"] = [r.as_dict() for r in results]
+            _write_json(manifest_path, manifest)
+    except KeyboardInterrupt:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if results and results[-1].status == "running":
+            results[-1].status = "interrupted"
+        status = EXIT_INTERRUPTED
+
+    finished = dt.datetime.now(dt.UTC)
+    manifest["scripts"] = [r.as_dict() for r in results]
+    manifest["finished_utc"] = _utc(finished)
+    manifest["wall_s"] = (finished - started).total_seconds()
+    manifest["load_avg_after"] = list(load_average())
+    manifest["exit_status"] = status
+    _write_json(manifest_path, manifest)
+    how = update_latest(output, run_dir)
+    removed = prune_runs(output, args.keep, run_dir)
+    verdict = "ok" if status == EXIT_OK else "FAILED"
+    progress.note(
+        f"perf run: {verdict} in {format_duration(manifest['wall_s'])}; results in {run_dir} "
+        f"({output / 'latest'} is a {how})"
+        + (f"; pruned {len(removed)} older run folder(s)" if removed else "")
+    )
+    return status
