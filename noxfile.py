@@ -18,7 +18,7 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (pytest)."""
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.install("-e", ".[profile]", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("pytest", *session.posargs)
 
 
@@ -36,16 +36,25 @@ def lint(session: nox.Session) -> None:
 @nox.session(default=False)
 def perf_quick(session: nox.Session) -> None:
     """Gate the head: against its base commit (PR mode) or the stored baseline."""
-    session.install("-e", ".")
+    session.install("-e", ".[profile]")
     session.run("python", "-m", "perf", "gate", "--set", "quick", *session.posargs)
 
 
 @nox.session(default=False)
 def perf_full(session: nox.Session) -> None:
-    """Measure every pyperf suite (stress included), then gate the head on the quick set."""
-    session.install("-e", ".")
+    """Measure every pyperf suite (stress included) and profile, then gate the head."""
+    session.install("-e", ".[profile]")
     session.run(
-        "python", "-m", "perf", "gate", "--set", "quick", "--suites-set", "full", *session.posargs
+        "python",
+        "-m",
+        "perf",
+        "gate",
+        "--set",
+        "quick",
+        "--suites-set",
+        "full",
+        "--profile",
+        *session.posargs,
     )
 
 

@@ -88,6 +88,7 @@ class GateConfig:
     suites: str | None = None
     pyperf_speed: str | None = None  # "--fast" or "--rigorous" for the suites
     analysis_from: Path | None = None
+    profile: bool = False
 
 
 @dataclass(slots=True)
@@ -463,6 +464,7 @@ def _measure_and_decide(
                 comparisons = _rounds_until_decided(
                     sides, plan, samples, rounds, rng, work, t0, config, policy, keys
                 )
+                sections = _profiles(config, run_dir, plan, comparisons, base_tree)
         else:
             sides = {"head": config.root}
             _progress(f"[gate] measuring head {head.commit[:10]}: {rounds} rounds")
@@ -490,6 +492,8 @@ def _measure_and_decide(
                     paired=False,
                     seed=config.seed,
                 )
+        if config.mode is not Mode.PR:
+            sections = _profiles(config, run_dir, plan, comparisons, None)
     if config.write_baseline:
         _store_baseline(config, samples, keys, head, machine)
     for side in samples.values:
@@ -501,18 +505,24 @@ def _measure_and_decide(
         {"plan": plan, "calibration_s": samples.calibration_s, "values": samples.values},
     )
     verdict = run_verdict(comparisons) if comparisons else Verdict.PASS
+    memory_failures = [f for section in sections for f in section.failures]
+    if memory_failures:
+        verdict = Verdict.FAIL
+        warnings.extend(memory_failures)
+    notes.extend(n for section in sections for n in section.notes)
     if verdict is Verdict.INCONCLUSIVE:
         warnings.append(
             f"{sum(c.verdict is Verdict.INCONCLUSIVE for c in comparisons)} comparisons stayed "
             f"inconclusive after {samples.rounds('head')} rounds (budget {policy.max_rounds})"
         )
-    status = int(exit_status(verdict, config.strict)) if comparisons else 0
+    status = int(exit_status(verdict, config.strict)) if comparisons or memory_failures else 0
     artifacts = (
         *tuple(
             Artifact(label=f"{side} results (pyperf)", path=f"{side}.json", kind="pyperf")
             for side in samples.values
         ),
         Artifact(label="all samples", path="samples.json", kind="json"),
+        *(a for section in sections for a in section.artifacts),
     )
     outcome = GateOutcome(
         mode=config.mode.value,
@@ -535,6 +545,28 @@ def _measure_and_decide(
     )
     _finish(outcome, config)
     return outcome
+
+
+def _profiles(
+    config: GateConfig,
+    run_dir: Path,
+    plan: Sequence[Mapping[str, Any]],
+    comparisons: Sequence[Comparison],
+    base_tree: Path | None,
+) -> list[Any]:
+    """Profiles after the timed rounds: a differential for each regression (PR mode,
+    always), and with --profile every capture plus the memory and leak gate."""
+    from perf.gate_profiles import differentials, memory_and_leaks
+
+    sections = []
+    if base_tree is not None and any(c.verdict is Verdict.FAIL for c in comparisons):
+        _progress("[gate] profiling base and head of each regressed benchmark")
+        meta = {item["bench"]: item["meta"] for item in plan}
+        sections.append(differentials(run_dir, comparisons, meta, base_tree, config.root))
+    if config.profile:
+        _progress("[gate] capturing memray and py-spy profiles")
+        sections.append(memory_and_leaks(run_dir, config.coordinators, config.root, base_tree))
+    return sections
 
 
 def _rounds_until_decided(
@@ -778,6 +810,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="time for extra rounds of inconclusive comparisons (default %(default)s s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of round order and bootstrap")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also capture memray and py-spy profiles of data and core (medium, heavy) and "
+        "run the memory and leak gate (needs the profile extra: memray, py-spy)",
+    )
     suites = parser.add_argument_group(
         "pyperf suites (every metric, sweeps and leak runs: for the reports, not the verdict)"
     )
@@ -819,6 +857,7 @@ def config_from_args(args: argparse.Namespace) -> GateConfig:
         suites=args.suites,
         pyperf_speed="--fast" if args.fast else "--rigorous" if args.rigorous else None,
         analysis_from=args.analysis_from,
+        profile=args.profile,
     )
 
 
