@@ -7,12 +7,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from crucible._loader import BUILTIN_COORDINATORS, resolve_factory
+from crucible._loader import BUILTIN_COORDINATORS, DAEMON_COORDINATORS, resolve_factory
 from crucible._measure import RunResult, RunSpec, run
 from crucible._protocol import CoordinatorError, SettleTimeout
 from crucible._workload import PATTERNS, SCENARIOS, get_scenario
 
-__all__ = ["main"]
+__all__ = ["daemon_main", "main"]
 
 PATTERN_CHOICES = PATTERNS
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--coordinator",
         type=_coordinator,
         default="core",
-        metavar="{" + ",".join(BUILTIN_COORDINATORS) + ",module:factory}",
+        metavar="{" + ",".join(BUILTIN_COORDINATORS + DAEMON_COORDINATORS) + ",module:factory}",
         help="coordinator to measure (default: core)",
     )
     run_p.add_argument("--scenario", choices=sorted(SCENARIOS), default="medium")
@@ -71,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_p.add_argument("--seed", type=int, default=0)
     run_p.add_argument("--json", action="store_true", help="print one JSON object")
+    daemon_p = commands.add_parser(
+        "daemon",
+        help="run CrucibleCore as a daemon on a Unix socket",
+        description="Run CrucibleCore as a daemon on a Unix socket (mode 0600) until SIGTERM, "
+        "SIGINT or an admin 'stop'; then drain, and print the final report (stats and dead "
+        "letters) as JSON on stdout.",
+    )
+    from crucible._daemon.options import add_arguments
+
+    add_arguments(daemon_p)
     return parser
 
 
@@ -94,8 +104,56 @@ def _human(result: RunResult) -> str:
     )
 
 
+def _daemon(args: argparse.Namespace) -> int:
+    """Run the daemon in the foreground; exit 0 when its final accounting balances."""
+    import asyncio
+    import logging
+
+    from crucible._daemon.options import configs_from_args
+    from crucible._daemon.protocol import DaemonError
+    from crucible._daemon.server import DaemonServer, serve
+
+    logging.basicConfig(level=args.log_level, format="crucible daemon: %(message)s")
+    try:
+        core, limits = configs_from_args(args)
+    except ValueError as exc:
+        print(f"crucible daemon: {exc}", file=sys.stderr)
+        return 2
+    loop_factory = None
+    if args.loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if args.loop == "uvloop":
+                print("crucible daemon: uvloop is not installed", file=sys.stderr)
+                return 2
+        else:
+            loop_factory = uvloop.new_event_loop
+
+    def ready(server: DaemonServer) -> None:
+        print(f"crucible daemon: listening on {server.path}", file=sys.stderr, flush=True)
+
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            report = runner.run(
+                serve(args.socket, core=core, limits=limits, handle_signals=True, ready=ready)
+            )
+    except DaemonError as exc:
+        print(f"crucible daemon: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.as_dict(), sort_keys=True), flush=True)
+    return 0 if report.stats.balanced else 1
+
+
+def daemon_main() -> int:
+    """The ``crucible-daemon`` console script: ``python -m crucible daemon ARGS``."""
+    return main(["daemon", *sys.argv[1:]])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "daemon":
+        return _daemon(args)
     spec = RunSpec(
         coordinator=args.coordinator,
         scenario=get_scenario(args.scenario),

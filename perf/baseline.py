@@ -200,6 +200,7 @@ def write_baseline(path: Path, document: Mapping[str, Any]) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1, sort_keys=True)
             fh.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a baseline is a shared file
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(
