@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from crucible._loader import BUILTIN_COORDINATORS
+from crucible._loader import BUILTIN_COORDINATORS, DAEMON_COORDINATORS
 from crucible._measure import RunSpec
 from crucible._workload import Scenario, centered_range, get_scenario
 from perf.metrics import (
@@ -32,9 +32,11 @@ from perf.metrics import (
 )
 
 __all__ = [
+    "DAEMON_COORDINATOR",
     "DEFAULT_COORDINATORS",
     "SETS",
     "SUITES",
+    "SUITE_COORDINATORS",
     "Case",
     "CaseDef",
     "Faults",
@@ -57,6 +59,11 @@ SUITES: tuple[str, ...] = (
 )
 SETS: tuple[str, ...] = ("quick", "full", "smoke")
 DEFAULT_COORDINATORS: tuple[str, ...] = BUILTIN_COORDINATORS  # data, core, reference
+# The suites (python -m perf run) also measure CrucibleCore through its daemon, on the cases
+# marked ``daemon=True``, so their reports show what the socket transport costs. The gate's
+# rounds keep to DEFAULT_COORDINATORS: a daemon start per workload would cost them minutes.
+DAEMON_COORDINATOR = DAEMON_COORDINATORS[0]
+SUITE_COORDINATORS: tuple[str, ...] = (*BUILTIN_COORDINATORS, *DAEMON_COORDINATORS)
 
 # Load testing: the medium scenario offered at this mean rate (0.25 s per workload).
 LOAD_RATE_EPS = 4000.0
@@ -206,6 +213,7 @@ class CaseDef:
     only: tuple[str, ...] | None = None
     fixed_loops: int | None = None
     settle_timeout_s: float = SETTLE_TIMEOUT_S
+    daemon: bool = False  # also measured through the CrucibleCore daemon (core-daemon)
 
     def __post_init__(self) -> None:
         if self.suite not in SUITES:
@@ -222,6 +230,8 @@ class CaseDef:
             raise ValueError("a sweep case needs a SweepSpec, and only a sweep case has one")
 
     def applies_to(self, coordinator: str) -> bool:
+        if coordinator == DAEMON_COORDINATOR:
+            return self.daemon
         return self.only is None or coordinator_label(coordinator) in self.only
 
     def run_spec(self, coordinator: str) -> RunSpec:
@@ -347,6 +357,7 @@ def _daemon() -> list[CaseDef]:
             scenario=get_scenario(name),
             # One stress workload takes seconds: calibration would pick 1 loop.
             fixed_loops=1 if name == "stress" else None,
+            daemon=name != "stress",
         )
         for name in ("light", "medium", "heavy", "stress")
     ]
@@ -371,6 +382,7 @@ def _load() -> list[CaseDef]:
                     faults=faults,
                     metrics=PACED_METRICS,
                     fixed_loops=1,
+                    daemon=pattern == "steady" and not faults.any,
                 )
             )
     return out

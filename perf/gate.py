@@ -698,13 +698,17 @@ def _run_suites(config: GateConfig, run_dir: Path) -> None:
         "perf",
         "run",
         f"--{config.suites_set}",
-        "--coordinators",
-        ",".join(config.coordinators),
         "--output",
         str(run_dir / "suites"),
         "--keep",
         "1",
     ]
+    from perf.cases import DEFAULT_COORDINATORS
+
+    # With the default coordinators the suites choose their own (the full set adds the
+    # daemon transport, core-daemon); an explicit list is passed on as given.
+    if config.coordinators != DEFAULT_COORDINATORS:
+        cmd += ["--coordinators", ",".join(config.coordinators)]
     if config.suites:
         cmd += ["--suites", config.suites]
     if config.pyperf_speed:

@@ -29,6 +29,7 @@ from typing import Any
 
 from perf.cases import (
     DEFAULT_COORDINATORS,
+    SUITE_COORDINATORS,
     SUITES,
     Case,
     estimated_cost_s,
@@ -107,10 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--coordinators",
         type=_csv,
-        default=list(DEFAULT_COORDINATORS),
+        default=None,
         metavar="SPEC[,SPEC]",
         help="coordinators to measure: data, core, reference or module:factory "
-        f"(default: {','.join(DEFAULT_COORDINATORS)})",
+        f"(default: {','.join(DEFAULT_COORDINATORS)}; with --full also core-daemon, on "
+        "the cases that measure the daemon's transport)",
     )
     parser.add_argument(
         "--output",
@@ -306,6 +308,8 @@ def _errors(path: Path, lines: int = 10) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.coordinators is None:
+        args.coordinators = list(SUITE_COORDINATORS if args.set == "full" else DEFAULT_COORDINATORS)
     root = Path(__file__).resolve().parent.parent
     unknown = [s for s in args.suites if s not in SUITES]
     if unknown:
