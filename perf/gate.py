@@ -23,6 +23,7 @@ import json
 import math
 import os
 import random
+import select
 import subprocess
 import sys
 import tempfile
@@ -178,59 +179,117 @@ def calibrate_loops(case: Any) -> int:
 # ----------------------------------------------------------------------------------------
 
 
-def _run_sample(tree: Path, plan_file: Path, work: Path, label: str) -> dict[str, Any]:
-    out = work / f"{label}.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "perf.sample",
-        "--tree",
-        str(tree),
-        "--plan",
-        str(plan_file),
-        "--out",
-        str(out),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
-    try:
-        proc = subprocess.run(
-            cmd,
+class _Worker:
+    """One side's ``perf.sample`` process for one round, driven line by line."""
+
+    def __init__(self, side: str, tree: Path, plan_file: Path, label: str) -> None:
+        self.side = side
+        self.tree = tree
+        self.label = label
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
+        # Kept open for the worker's lifetime; its tail explains a crash. Closed by the GC.
+        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "perf.sample",
+                "--tree",
+                str(tree),
+                "--plan",
+                str(plan_file),
+            ],
             cwd=ROOT,
             env=env,
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
-            timeout=SAMPLE_TIMEOUT_S,
-            check=False,
+            bufsize=1,
         )
-    except subprocess.TimeoutExpired:
-        raise ResultError(
-            f"benchmark worker on {tree} did not finish within {SAMPLE_TIMEOUT_S:.0f} s",
-            label,
-            "look for a hang in the coordinators; rerun with nox -s perf_quick",
-        ) from None
-    if not out.exists():
-        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-        raise ResultError(
-            f"benchmark worker on {tree} crashed (exit {proc.returncode}): {tail}",
-            label,
+
+    def _crashed(self, what: str) -> ResultError:
+        self.close()
+        self._stderr.seek(0)
+        tail = "\n".join(self._stderr.read().strip().splitlines()[-8:])
+        return ResultError(
+            f"benchmark worker on {self.tree} {what} (exit {self.proc.returncode}): {tail}",
+            self.label,
             "fix the crash, then rerun nox -s perf_quick",
         )
-    document: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    if document["errors"]:
-        bench, error = next(iter(document["errors"].items()))
-        raise ResultError(
-            f"benchmark crashed on {tree}: {error}",
-            bench,
-            "fix the crash, then rerun nox -s perf_quick",
-        )
-    measured = Path(document["crucible_file"])
-    if not measured.is_relative_to(tree.resolve()):
-        raise ResultError(
-            f"the worker measured crucible from {measured}, not from {tree}",
-            label,
-            "make sure the tree's crucible package is importable (no conflicting install)",
-        )
-    return document
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], SAMPLE_TIMEOUT_S)
+        if not ready:
+            raise self._crashed(f"did not answer within {SAMPLE_TIMEOUT_S:.0f} s")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise self._crashed("crashed")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def ask(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._crashed("crashed") from None
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(json.dumps({"op": "exit"}) + "\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (BrokenPipeError, subprocess.TimeoutExpired, OSError):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _run_round(
+    sides: Mapping[str, Path],
+    plan: Sequence[Mapping[str, Any]],
+    plan_file: Path,
+    rng: random.Random,
+    n: int,
+) -> dict[str, dict[str, Any]]:
+    """One round: a fresh worker per side; for each case, both sides in random order, one
+    right after the other. Returns each side's document (calibration and samples)."""
+    workers = {
+        side: _Worker(side, tree, plan_file, f"{side} round {n}") for side, tree in sides.items()
+    }
+    try:
+        documents: dict[str, dict[str, Any]] = {}
+        for side, worker in workers.items():
+            hello = worker.read()
+            measured = Path(hello["crucible_file"])
+            if not measured.is_relative_to(worker.tree.resolve()):
+                raise ResultError(
+                    f"the worker measured crucible from {measured}, not from {worker.tree}",
+                    worker.label,
+                    "make sure the tree's crucible package is importable (no conflicting install)",
+                )
+            documents[side] = {"calibration": hello["calibration"], "samples": {}}
+        order = list(workers)
+        for index in range(len(plan)):
+            rng.shuffle(order)
+            for side in order:
+                reply = workers[side].ask({"case": index})
+                if "error" in reply:
+                    raise ResultError(
+                        f"benchmark crashed on {sides[side]}: {reply['error']}",
+                        reply["bench"],
+                        "fix the crash, then rerun nox -s perf_quick",
+                    )
+                documents[side]["samples"][reply["bench"]] = reply["values"]
+        return documents
+    finally:
+        for worker in workers.values():
+            worker.close()
 
 
 def _compile(tree: Path) -> None:
@@ -258,17 +317,17 @@ def _run_rounds(
     total_hint: int,
 ) -> None:
     plan_file = work / "plan.json"
-    names = list(sides)
+    first = next(iter(sides))
     for _ in range(count):
-        rng.shuffle(names)
-        n = samples.rounds(names[0]) + 1
-        for side in names:
-            samples.add(side, _run_sample(sides[side], plan_file, work, f"{side}-{n}"))
+        n = samples.rounds(first) + 1
+        documents = _run_round(sides, plan, plan_file, rng, n)
+        for side, document in documents.items():
+            samples.add(side, document)
         elapsed = time.monotonic() - t0
         left = elapsed / n * max(total_hint - n, 0)
         _progress(
-            f"[gate] round {n}/{total_hint} ({' then '.join(names)}) done; elapsed "
-            f"{elapsed:.0f} s, about {left:.0f} s left"
+            f"[gate] round {n}/{total_hint} done ({len(plan)} cases x {len(sides)} sides); "
+            f"elapsed {elapsed:.0f} s, about {left:.0f} s left"
         )
 
 

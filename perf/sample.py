@@ -1,15 +1,15 @@
-"""One gate round on one source tree, in a fresh process: ``python -m perf.sample``.
+"""One side of one gate round, in a fresh process: ``python -m perf.sample``.
 
-The gate alternates base and head trees round by round; each round of each side is one run
-of this module in a new interpreter. It puts the tree's root first on ``sys.path`` before
-anything imports ``crucible``, so the library measured is the tree's, while the harness
-(this package) is the head's: both sides are measured by the same code. The process times
-the calibration kernel, warms each coordinator up, then measures every case once with the
-loop count the gate fixed, in the order given (the same for both sides, so process history
-such as the allocator's state is the same too), and writes one JSON document.
+Each round the gate starts one of these per source tree (base and head). It puts the tree's
+root first on ``sys.path`` before anything imports ``crucible``, so the library measured is
+the tree's, while the harness (this package) is the head's: both sides are measured by the
+same code. The process times the calibration kernel, warms each coordinator up and says
+hello; then the gate asks both processes for case after case, alternating sides in random
+order, so the two samples of a case are taken moments apart on the same machine state. Each
+process sees the cases in the plan's order (the same for both sides, so process history
+such as the allocator's state matches too).
 
-It never decides anything; a case that crashes is recorded with its error and the process
-exits 1 after writing what it measured.
+It never decides anything; a case that crashes is replied with its error.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ import os
 import statistics
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from crucible._measure import RunResult, RunSpec
     from perf.cases import Case
 
-__all__ = ["SAMPLE_SCHEMA_VERSION", "main", "measure_case"]
+__all__ = ["SAMPLE_SCHEMA_VERSION", "main", "measure_case", "serve"]
 
 SAMPLE_SCHEMA_VERSION = 1
 
@@ -40,7 +40,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m perf.sample", description=__doc__)
     parser.add_argument("--tree", type=Path, required=True, help="source tree to measure")
     parser.add_argument("--plan", type=Path, required=True, help="JSON plan from the gate")
-    parser.add_argument("--out", type=Path, required=True, help="where to write the result")
     return parser.parse_args(argv)
 
 
@@ -73,8 +72,12 @@ def measure_case(case: Case, loops: int, warmup: bool) -> dict[str, float | None
     return {k: (v if v is not None and math.isfinite(v) else None) for k, v in values.items()}
 
 
-def _run(plan: dict[str, Any]) -> dict[str, Any]:
+def _setup(plan: dict[str, Any]) -> tuple[dict[str, Any], list[Case]]:
+    """Everything before the first case: the calibration kernel and a warm-up workload of
+    each coordinator (imports and first-use caches out of the first case's figures)."""
     import crucible
+    from crucible._measure import RunSpec
+    from crucible._workload import get_scenario
     from perf.calibration import CALIBRATION_VERSION, calibrate
     from perf.cases import Case, case_definitions
 
@@ -83,31 +86,46 @@ def _run(plan: dict[str, Any]) -> dict[str, Any]:
         for suite in {c["suite"] for c in plan["cases"]}
         for d in case_definitions(suite, plan["set"])
     }
-    out: dict[str, Any] = {
+    cases = [
+        Case(definitions[(item["suite"], item["case"])], item["coordinator"])
+        for item in plan["cases"]
+    ]
+    hello: dict[str, Any] = {
         "schema_version": SAMPLE_SCHEMA_VERSION,
         "crucible_file": str(Path(crucible.__file__).resolve()),
         "pid": os.getpid(),
         "calibration": {"version": CALIBRATION_VERSION, "seconds": calibrate()},
-        "samples": {},
-        "errors": {},
     }
     for coordinator in plan["coordinators"]:
-        # Imports and first-use caches of this coordinator out of the first case's figures.
-        from crucible._measure import RunSpec
-        from crucible._workload import get_scenario
+        spec = RunSpec(coordinator=coordinator, scenario=get_scenario("light"))
+        asyncio.run(_workloads(spec, 1))
+    return hello, cases
 
-        asyncio.run(_workloads(RunSpec(coordinator=coordinator, scenario=get_scenario("light")), 1))
-    for item in plan["cases"]:
-        case = Case(definitions[(item["suite"], item["case"])], item["coordinator"])
-        try:
-            values = measure_case(case, int(item["loops"]), bool(item["warmup"]))
-        except Exception as exc:  # recorded, then the whole round is refused by the gate
-            out["errors"][case.name] = "".join(
-                traceback.format_exception_only(type(exc), exc)
-            ).strip()
-            continue
-        out["samples"][case.name] = values
-    return out
+
+def _case_result(case: Case, item: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        values = measure_case(case, int(item["loops"]), bool(item["warmup"]))
+    except Exception as exc:  # reported; the gate refuses the whole round
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return {"bench": case.name, "error": error}
+    return {"bench": case.name, "values": values}
+
+
+def serve(plan: dict[str, Any], requests: TextIO, replies: TextIO) -> int:
+    """Answer the gate: a hello line once set up, then one reply line per request line
+    (``{"case": i}`` measures case i of the plan; ``{"op": "exit"}`` ends)."""
+    hello, cases = _setup(plan)
+    replies.write(json.dumps(hello, allow_nan=False) + "\n")
+    replies.flush()
+    for line in requests:
+        request = json.loads(line)
+        if request.get("op") == "exit":
+            return 0
+        index = int(request["case"])
+        reply = _case_result(cases[index], plan["cases"][index])
+        replies.write(json.dumps(reply, allow_nan=False) + "\n")
+        replies.flush()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,12 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in [m for m in sys.modules if m == "crucible" or m.startswith("crucible.")]:
         del sys.modules[name]
     plan = json.loads(args.plan.read_text(encoding="utf-8"))
-    result = _run(plan)
-    result["tree"] = str(tree)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, allow_nan=False), encoding="utf-8")
-    tmp.replace(args.out)
-    return 1 if result["errors"] else 0
+    # Replies go to the real stdout; anything else printing goes to stderr.
+    replies = sys.stdout
+    sys.stdout = sys.stderr
+    return serve(plan, sys.stdin, replies)
 
 
 if __name__ == "__main__":
