@@ -128,6 +128,18 @@ def serve(plan: dict[str, Any], requests: TextIO, replies: TextIO) -> int:
     return 0
 
 
+def _pin() -> None:
+    """Pin this worker to the last allowed CPU, as the pyperf suites do: both sides then run
+    on the same core, away from the first, where the kernel and other processes tend to run."""
+    from perf.meta import default_affinity
+
+    cpu = default_affinity()
+    if cpu is not None:
+        import psutil
+
+        psutil.Process().cpu_affinity([int(cpu)])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     tree = args.tree.resolve()
@@ -139,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in [m for m in sys.modules if m == "crucible" or m.startswith("crucible.")]:
         del sys.modules[name]
     plan = json.loads(args.plan.read_text(encoding="utf-8"))
+    _pin()
     # Replies go to the real stdout; anything else printing goes to stderr.
     replies = sys.stdout
     sys.stdout = sys.stderr
