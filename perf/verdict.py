@@ -120,10 +120,15 @@ def _decide(
     interval = f"{worse_low * 100:+.2f}% to {worse_high * 100:+.2f}%"
     if n_rounds < min_rounds:
         return Verdict.INCONCLUSIVE, f"{n_rounds} rounds; the policy decides from {min_rounds}"
-    if p_adjusted < alpha and worse > threshold and worse_low > noise:
+    # The interval must clear the run's own noise floor; a run noisier than the threshold
+    # itself is held to the stricter plain test instead: the whole interval beyond the
+    # threshold (else a noisy machine could never show a real regression).
+    floor = min(noise, threshold)
+    if p_adjusted < alpha and worse > threshold and worse_low > floor:
         return Verdict.FAIL, (
             f"{worse * 100:+.2f}% worse ({interval}), beyond the {threshold_pct:g}% threshold "
-            f"and this run's {noise_pct:.2f}% noise; p_adjusted {p_adjusted:.3g} < {alpha:g}"
+            f"and clear of {floor * 100:.2f}% (this run's noise {noise_pct:.2f}%); "
+            f"p_adjusted {p_adjusted:.3g} < {alpha:g}"
         )
     if worse_high <= threshold:
         return Verdict.PASS, f"{worse * 100:+.2f}% ({interval}), within {threshold_pct:g}%"
@@ -158,8 +163,9 @@ def decide(
     1. ``n_rounds < min_rounds``: INCONCLUSIVE (too few rounds to decide either way).
     2. FAIL when all three hold: ``p_adjusted < alpha`` (the change is real, after the
        correction across the run), ``w > t`` (its best estimate is beyond the threshold)
-       and ``w_low > f`` (even the interval's kind end is worse than identical code looks
-       in this run).
+       and ``w_low > min(f, t)`` (even the interval's kind end is worse than identical
+       code looks in this run; when the run is noisier than the threshold itself, the
+       interval's kind end must be beyond the threshold).
     3. PASS when ``w_high <= t``: the whole interval is within the threshold; whatever
        changed is smaller than what the policy cares about (improvements pass here).
     4. Otherwise INCONCLUSIVE: the run cannot tell yet; collect more rounds.

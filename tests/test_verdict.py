@@ -89,7 +89,9 @@ _BASE_ARGS = {
         (1.03, 1.025, 1.035, {"p_adjusted": 0.2}, Verdict.INCONCLUSIVE),  # not significant
         (1.03, 1.004, 1.05, {}, Verdict.INCONCLUSIVE),  # interval within the noise floor
         (1.015, 1.005, 1.025, {}, Verdict.INCONCLUSIVE),  # interval crosses the threshold
-        (1.025, 1.021, 1.029, {"noise_pct": 3.0}, Verdict.INCONCLUSIVE),  # a noisy run
+        # A run noisier than the threshold: the whole interval must lie beyond it.
+        (1.025, 1.015, 1.035, {"noise_pct": 3.0}, Verdict.INCONCLUSIVE),
+        (1.025, 1.021, 1.029, {"noise_pct": 3.0}, Verdict.FAIL),
         (1.03, 1.025, 1.035, {"n_rounds": 5}, Verdict.INCONCLUSIVE),  # too few rounds
         (1.001, 0.996, 1.006, {"n_rounds": 9}, Verdict.INCONCLUSIVE),
         (1.019, 1.015, 1.0199, {}, Verdict.PASS),  # just within the threshold
