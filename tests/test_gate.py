@@ -126,3 +126,12 @@ def test_zero_or_missing_samples_are_errors() -> None:
         _sample_map(samples, "head", gated_keys(PLAN[:1]))
     with pytest.raises(ResultError):
         _sample_map(RoundSamples(), "head", gated_keys(PLAN[:1]))
+
+
+def test_differential_scenario_of_a_case() -> None:
+    from perf.gate_profiles import _scenario_of
+
+    assert _scenario_of({"crucible_scenario": "heavy"}) == "heavy"
+    assert _scenario_of({"crucible_scenario": "light"}) == "medium"
+    assert _scenario_of({"crucible_scenario": "payload16k_events1000"}) == "medium"
+    assert _scenario_of({}) == "medium"
