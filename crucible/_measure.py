@@ -31,7 +31,15 @@ from crucible._workload import (
     named_pattern,
 )
 
-__all__ = ["RssSampler", "RunResult", "RunSpec", "measure", "percentile_summary", "run"]
+__all__ = [
+    "RssSampler",
+    "RunResult",
+    "RunSpec",
+    "measure",
+    "percentile_summary",
+    "publish_unpaced",
+    "run",
+]
 
 DEFAULT_SETTLE_TIMEOUT_S = 300.0
 RSS_SAMPLE_INTERVAL_S = 0.005
@@ -214,7 +222,7 @@ async def measure(spec: RunSpec, coordinator: Coordinator | None = None) -> RunR
         t0 = time.perf_counter()
         try:
             if schedule is None:
-                await _publish_unpaced(coord, events)
+                await publish_unpaced(coord, events)
             else:
                 await _publish_scheduled(coord, events, schedule, t0, lags)
             await coord.settle(spec.settle_timeout_s)
@@ -229,7 +237,9 @@ async def measure(spec: RunSpec, coordinator: Coordinator | None = None) -> RunR
     return _result(spec, coord, stats, latencies, lags, sampler, wall_s, cpu_s, uss, schedule)
 
 
-async def _publish_unpaced(coord: Coordinator, events: Sequence[Any]) -> None:
+async def publish_unpaced(coord: Coordinator, events: Sequence[Any]) -> None:
+    """Publish ``events`` as fast as accepted, stamping ``published_at`` and yielding to the
+    loop every PUBLISH_YIELD_EVERY events."""
     publish = coord.publish
     perf_counter = time.perf_counter
     sleep = asyncio.sleep

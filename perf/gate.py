@@ -52,7 +52,8 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "benchmark_results"
 # Seconds of measured work per unpaced sample: a workload repeated until it takes this
-# long (fresh-process samples of ~50 ms gave 0.5 % A/A spread on this machine).
+# long. With base and head interleaved case by case, ~50 ms samples left 2-7 % noise per
+# time comparison over 30 rounds on the 2-core CI machine (three A/A trials).
 TARGET_SAMPLE_S = 0.05
 MAX_LOOPS = 200
 EXTRA_ROUNDS_STEP = 4

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import psutil
 
 from crucible._loader import load_coordinator
-from crucible._measure import RunSpec, measure
+from crucible._measure import RunSpec, measure, publish_unpaced
 from crucible._protocol import Coordinator
 from crucible._workload import build_services, generate_events
 from perf.cases import LeakSpec
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 # As in crucible._measure: an unpaced publisher yields to the loop every this many events.
-PUBLISH_YIELD_EVERY = 64
 
 
 def traced_workload(spec: RunSpec) -> SampleValues:
@@ -164,11 +163,7 @@ async def _leak_run(
                     scenario, seed=spec.seed * 100_003 + batch, count=leak.batch_events
                 )
                 t0 = time.perf_counter()
-                for i, event in enumerate(events, 1):
-                    event.published_at = time.perf_counter()
-                    await coord.publish(event)
-                    if not i % PUBLISH_YIELD_EVERY:
-                        await asyncio.sleep(0)
+                await publish_unpaced(coord, events)
                 await coord.settle(spec.settle_timeout_s)
                 wall_s += time.perf_counter() - t0
                 published += len(events)

@@ -76,6 +76,7 @@ from perf.profiles import (
     speedscope_problems,
 )
 from perf.progress import Planned, Progress, format_duration
+from perf.run import _csv, _positive_int
 from perf.verdict import Verdict
 
 __all__ = [
@@ -1033,23 +1034,6 @@ def format_gate(gate: MemoryGate) -> str:
 # ---------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------
-
-
-def _csv(value: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("give at least one name")
-    return items
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return number
 
 
 def _non_negative(value: str) -> float:

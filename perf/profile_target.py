@@ -62,7 +62,6 @@ __all__ = ["SETTLE_SCHEMA_VERSION", "main"]
 #     "stack"}]} with frames as {"function", "file", "line"}.
 SETTLE_SCHEMA_VERSION = 1
 SETTLE_KIND = "crucible-settle-cycles"
-PUBLISH_YIELD_EVERY = 64  # as crucible._measure: an unpaced producer yields to the loop
 STACK_DEPTH_SHOWN = 12
 
 
@@ -208,6 +207,7 @@ class _Cycles:
 
 async def _cycles(args: argparse.Namespace, attribution: _Attribution, out: _Cycles) -> None:
     from crucible._loader import load_coordinator
+    from crucible._measure import publish_unpaced
     from crucible._workload import build_services, generate_events, get_scenario
 
     scenario = get_scenario(args.scenario)
@@ -227,11 +227,7 @@ async def _cycles(args: argparse.Namespace, attribution: _Attribution, out: _Cyc
                 scenario, seed=args.seed * 100_003 + batch, count=args.batch_events
             )
             t0 = time.perf_counter()
-            for i, event in enumerate(events, 1):
-                event.published_at = time.perf_counter()
-                await coord.publish(event)
-                if not i % PUBLISH_YIELD_EVERY:
-                    await asyncio.sleep(0)
+            await publish_unpaced(coord, events)
             await coord.settle(args.settle_timeout)
             out.wall_s += time.perf_counter() - t0
             published += len(events)
@@ -251,7 +247,7 @@ async def _cycles(args: argparse.Namespace, attribution: _Attribution, out: _Cyc
 
 
 def _settle(args: argparse.Namespace) -> dict[str, Any]:
-    from crucible import _services, _workload  # noqa: F401  (imported before tracing)
+    from crucible import _measure, _services, _workload  # noqa: F401  (imported before tracing)
     from crucible._loader import resolve_factory
 
     root = Path.cwd().resolve()
@@ -309,6 +305,7 @@ async def _scenario_once(
     RSS sampler thread, no USS reading, no gc), so the profile is the coordinator's and
     the services'."""
     from crucible._loader import load_coordinator
+    from crucible._measure import publish_unpaced
 
     services, events = inputs
     coord = load_coordinator(coordinator)
@@ -317,11 +314,7 @@ async def _scenario_once(
         for service in services:
             await coord.register(service)
         t0 = time.perf_counter()
-        for i, event in enumerate(events, 1):
-            event.published_at = time.perf_counter()
-            await coord.publish(event)
-            if not i % PUBLISH_YIELD_EVERY:
-                await asyncio.sleep(0)
+        await publish_unpaced(coord, events)
         await coord.settle(timeout_s)
         wall_s = time.perf_counter() - t0
         stats = coord.stats()
@@ -333,7 +326,7 @@ async def _scenario_once(
 
 
 def _run(args: argparse.Namespace) -> int:
-    from crucible import _services, _workload  # noqa: F401  (imported before any tracking)
+    from crucible import _measure, _services, _workload  # noqa: F401  (imported before any tracking)
     from crucible._loader import resolve_factory
     from crucible._workload import get_scenario
 
