@@ -806,3 +806,29 @@ def test_config_object_and_overrides_reach_the_core() -> None:
             await core.settle(5)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(("wake_burst", "entered"), [(1, 2), (8, 8)])
+def test_wake_burst_sets_how_fast_the_worker_pool_fills(wake_burst: int, entered: int) -> None:
+    """Eight gated services with an event each: after the same few loop iterations, one
+    worker per kick has entered two handlers; a burst of eight has entered all eight."""
+
+    async def main() -> None:
+        svcs = [Svc(f"file-{i}", gated=True) for i in range(8)]
+        async with running(*svcs, wake_burst=wake_burst) as core:
+            for s in svcs:
+                await core.publish(make_event(targets=(s.name,)))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert sum(s.active for s in svcs) == entered
+            for s in svcs:
+                s.open_gate()
+            await core.settle(5)
+            assert sum(len(s.seen) for s in svcs) == 8
+
+    asyncio.run(main())
+
+
+def test_wake_burst_must_be_a_positive_integer() -> None:
+    with pytest.raises(ValueError, match="wake_burst"):
+        CoreConfig(wake_burst=0)

@@ -94,6 +94,10 @@ class CoreConfig:
     - ``event_timeout_s``: a handler call running longer counts as a failed delivery.
     - ``max_concurrent``: handler calls in progress across all services;
       ``service_concurrency``: per service.
+    - ``wake_burst``: workers one scheduling pass may wake while services are ready and
+      every awake worker is inside a handler call. 1 suits in-process handlers (a burst
+      of quick calls stays on one task); the daemon uses ``DAEMON_WAKE_BURST`` because a
+      remote call always suspends for a whole round trip.
     - ``dedup_window_s``: an event id seen within this window is a duplicate (0 disables).
     - ``max_services``: registry size limit.
     - ``backpressure``: when a target queue is full, ``"wait"`` makes ``publish`` wait for
@@ -119,6 +123,7 @@ class CoreConfig:
     max_services: int = DEFAULT_MAX_SERVICES
     backpressure: Backpressure = DEFAULT_BACKPRESSURE
     service_concurrency: int = DEFAULT_SERVICE_CONCURRENCY
+    wake_burst: int = 1
     retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S
     retry_backoff_max_s: float = DEFAULT_RETRY_BACKOFF_MAX_S
     balancing: Strategy = DEFAULT_BALANCING
@@ -135,6 +140,7 @@ class CoreConfig:
             "max_concurrent",
             "max_services",
             "service_concurrency",
+            "wake_burst",
         ):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:

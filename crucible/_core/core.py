@@ -127,6 +127,7 @@ class CrucibleCore:
         self._max_retries = cfg.max_retries
         self._max_concurrent = cfg.max_concurrent
         self._service_concurrency = cfg.service_concurrency
+        self._wake_burst = cfg.wake_burst
         self._event_timeout_s = cfg.event_timeout_s
         self._max_event_bytes = cfg.max_event_bytes
         self._wait_for_room_mode = cfg.backpressure == "wait"
@@ -645,11 +646,19 @@ class CrucibleCore:
 
     def _kick(self) -> None:
         """Runs once the worker that scheduled it has suspended or parked: if services are
-        still ready and every awake worker is inside a handler call, wake another. A burst
-        of quick calls thus keeps one worker, slow calls get more."""
+        still ready and every awake worker is inside a handler call, wake more, up to
+        ``wake_burst`` (and one per ready service). A burst of quick calls thus keeps one
+        worker, slow calls get more."""
         self._kick_pending = False
-        if self._ready and self._awake <= self._calls:
+        ready = self._ready
+        if not ready:
+            return
+        spare = min(len(ready), self._wake_burst)
+        while self._awake < self._calls + spare:
+            awake = self._awake
             self._wake_one()
+            if self._awake == awake:
+                break  # max_concurrent workers, none parked
 
     @staticmethod
     def _wake_room(slot: ServiceSlot) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from crucible._core import BACKPRESSURE_MODES, STRATEGIES, CoreConfig
 from crucible._daemon.protocol import DaemonLimits
-from crucible._daemon.server import DAEMON_SERVICE_CONCURRENCY
+from crucible._daemon.server import DAEMON_SERVICE_CONCURRENCY, DAEMON_WAKE_BURST
 
 __all__ = [
     "LOOPS",
@@ -70,6 +70,7 @@ CORE_FLAGS: Final = (
     _Flag("event_timeout_s", "--event-timeout", _float, "seconds a handler call may take"),
     _Flag("max_concurrent", "--max-concurrent", _int, "handler calls in flight in all"),
     _Flag("service_concurrency", "--service-concurrency", _int, "calls in flight per service"),
+    _Flag("wake_burst", "--wake-burst", _int, "workers one scheduling pass may wake"),
     _Flag("dedup_window_s", "--dedup-window", _float, "de-duplication window, s (0: off)"),
     _Flag("max_services", "--max-services", _int, "registered services at most"),
     _Flag("backpressure", "--backpressure", str, "when a queue is full", tuple(BACKPRESSURE_MODES)),
@@ -89,9 +90,9 @@ def _metavar(f: _Flag) -> str | None:
 
 
 def default_core_config() -> CoreConfig:
-    """CrucibleCore's defaults, except ``service_concurrency`` (see
-    ``DAEMON_SERVICE_CONCURRENCY``)."""
-    return CoreConfig(service_concurrency=DAEMON_SERVICE_CONCURRENCY)
+    """CrucibleCore's defaults, except ``service_concurrency`` and ``wake_burst`` (see
+    ``DAEMON_SERVICE_CONCURRENCY`` and ``DAEMON_WAKE_BURST``)."""
+    return CoreConfig(service_concurrency=DAEMON_SERVICE_CONCURRENCY, wake_burst=DAEMON_WAKE_BURST)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -109,8 +109,11 @@ _DELIVER_DELAY_S: Final = 0.0005
 _MAX_BACKLOG_FRAMES: Final = 4
 # Events published per loop iteration per producer (see _Conn._publish_slice).
 _PUBLISH_SLICE: Final = 64
-# Workers a kick may wake at once (see _RemoteCore).
-_WAKE_BURST: Final = 16
+# CoreConfig.wake_burst of the daemon's core: a remote call always suspends for a whole
+# round trip, so growing the worker pool by one per loop iteration (the in-process default)
+# would leave the pipe to the services nearly empty for the first thousands of deliveries
+# of every burst. Only how fast the pool fills changes; limits and accounting do not.
+DAEMON_WAKE_BURST: Final = 16
 # A connection being closed after an error gets this long to take the ERROR frame.
 _CLOSE_GRACE_S: Final = 1.0
 # At most this many dead letters are listed in a StopReport or a dead_letters reply.
@@ -261,31 +264,6 @@ def bind_socket(path: str) -> tuple[socket.socket, os.stat_result]:
     return sock, st
 
 
-class _RemoteCore(CrucibleCore):
-    """CrucibleCore with one scheduling change for services in other processes.
-
-    The core grows its worker pool as handler calls suspend: a worker that claims a service
-    while others are ready schedules a "kick", which wakes one more worker. For in-process
-    handlers that is right (quick calls stay on one task). A remote call always suspends
-    for a whole round trip, so growing by one worker per loop iteration leaves the pipe to
-    the services nearly empty for the first thousands of deliveries of every burst. Here a
-    kick wakes up to ``_WAKE_BURST`` workers (one per ready service). Limits, ordering,
-    breakers, retries and accounting are untouched: only how fast the pool fills.
-    """
-
-    def _kick(self) -> None:
-        self._kick_pending = False
-        ready = self._ready
-        if not ready:
-            return
-        spare = min(len(ready), _WAKE_BURST)
-        while self._awake < self._calls + spare:
-            awake = self._awake
-            self._wake_one()
-            if self._awake == awake:
-                break  # max_concurrent workers, none parked
-
-
 class DaemonServer:
     """The daemon's state: its core, socket, connections and stop sequence."""
 
@@ -297,10 +275,12 @@ class DaemonServer:
         limits: DaemonLimits | None = None,
     ) -> None:
         if core is None:
-            core = CoreConfig(service_concurrency=DAEMON_SERVICE_CONCURRENCY)
+            core = CoreConfig(
+                service_concurrency=DAEMON_SERVICE_CONCURRENCY, wake_burst=DAEMON_WAKE_BURST
+            )
         self.path = socket_path
         self.limits = limits or DaemonLimits()
-        self.core: CrucibleCore = _RemoteCore(core)
+        self.core = CrucibleCore(core)
         self.sources: SourceCache = {}
         self.conns: set[_Conn] = set()
         # Publishes waiting for queue room (backpressure "wait"), across connections.
