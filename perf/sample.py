@@ -49,9 +49,12 @@ async def _workloads(spec: RunSpec, loops: int) -> list[RunResult]:
     return [await measure(spec) for _ in range(loops)]
 
 
-def measure_case(case: Case, loops: int, warmup: bool) -> dict[str, float | None]:
-    """Figures of ``loops`` workloads of a workload-kind case (plus tracemalloc figures from
-    one extra workload for traced cases); ``time`` is the median seconds per workload."""
+def measure_case(
+    case: Case, loops: int, warmup: bool, traced: bool = True
+) -> dict[str, float | None]:
+    """Figures of ``loops`` workloads of a workload-kind case (plus, with ``traced``,
+    tracemalloc figures from one extra workload for traced cases); ``time`` is the median
+    seconds per workload."""
     from perf.memory import traced_workload
     from perf.metrics import check_accounting, workload_sample
 
@@ -67,7 +70,7 @@ def measure_case(case: Case, loops: int, warmup: bool) -> dict[str, float | None
     # The median workload, not the mean: on a shared machine one workload stalled by another
     # process would otherwise move the whole sample.
     values["time"] = statistics.median(r.wall_s for r in results)
-    if case.definition.traced:
+    if traced and case.definition.traced:
         values.update(traced_workload(spec))
     return {k: (v if v is not None and math.isfinite(v) else None) for k, v in values.items()}
 
@@ -102,9 +105,13 @@ def _setup(plan: dict[str, Any]) -> tuple[dict[str, Any], list[Case]]:
     return hello, cases
 
 
-def _case_result(case: Case, item: Mapping[str, Any]) -> dict[str, Any]:
+def _case_result(case: Case, item: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
+    """Measure a case as the plan item says; the request may turn off the warm-up workload
+    (a repeat in the same process is warm) and the traced workload (taken once a round)."""
+    warmup = bool(item["warmup"]) and bool(request.get("warmup", True))
+    traced = bool(request.get("traced", True))
     try:
-        values = measure_case(case, int(item["loops"]), bool(item["warmup"]))
+        values = measure_case(case, int(item["loops"]), warmup, traced)
     except Exception as exc:  # reported; the gate refuses the whole round
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return {"bench": case.name, "error": error}
@@ -113,7 +120,8 @@ def _case_result(case: Case, item: Mapping[str, Any]) -> dict[str, Any]:
 
 def serve(plan: dict[str, Any], requests: TextIO, replies: TextIO) -> int:
     """Answer the gate: a hello line once set up, then one reply line per request line
-    (``{"case": i}`` measures case i of the plan; ``{"op": "exit"}`` ends)."""
+    (``{"case": i}`` measures case i of the plan, optionally with ``"warmup": false`` and
+    ``"traced": false``; ``{"op": "exit"}`` ends)."""
     hello, cases = _setup(plan)
     replies.write(json.dumps(hello, allow_nan=False) + "\n")
     replies.flush()
@@ -122,7 +130,7 @@ def serve(plan: dict[str, Any], requests: TextIO, replies: TextIO) -> int:
         if request.get("op") == "exit":
             return 0
         index = int(request["case"])
-        reply = _case_result(cases[index], plan["cases"][index])
+        reply = _case_result(cases[index], plan["cases"][index], request)
         replies.write(json.dumps(reply, allow_nan=False) + "\n")
         replies.flush()
     return 0

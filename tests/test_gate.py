@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,206 @@ def test_differential_scenario_of_a_case() -> None:
     assert _scenario_of({"crucible_scenario": "light"}) == "medium"
     assert _scenario_of({"crucible_scenario": "payload16k_events1000"}) == "medium"
     assert _scenario_of({}) == "medium"
+
+
+def test_repeats_merge_to_the_median_and_keep_missing_figures_missing() -> None:
+    from perf.gate import merge_repeats
+
+    merged = merge_repeats(
+        [
+            {"time": 3.0, "rss_peak": 10.0, "allocated": 7.0},
+            {"time": 1.0, "rss_peak": 30.0},
+            {"time": 2.0, "rss_peak": 20.0},
+        ]
+    )
+    # The traced figure comes from the first ask alone; the others are medians.
+    assert merged == {"time": 2.0, "rss_peak": 20.0, "allocated": 7.0}
+    assert merge_repeats([{"time": 1.0}, {"time": None}]) == {"time": None}
+    with pytest.raises(ValueError):
+        merge_repeats([])
+
+
+def test_unpaced_cases_repeat_and_paced_cases_do_not() -> None:
+    from perf.gate import UNPACED_REPEATS, plan_cases
+
+    plan = plan_cases("quick", ("core",), lambda case: 1)
+    assert UNPACED_REPEATS > 1
+    assert {item["repeats"] for item in plan if item["paced"]} == {1}
+    assert {item["repeats"] for item in plan if not item["paced"]} == {UNPACED_REPEATS}
+
+
+def test_sample_worker_honours_warmup_and_traced_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    import perf.sample as sample
+
+    calls: list[tuple[int, bool, bool]] = []
+
+    def fake(case: object, loops: int, warmup: bool, traced: bool = True) -> dict[str, float]:
+        calls.append((loops, warmup, traced))
+        return {"time": 1.0}
+
+    monkeypatch.setattr(sample, "measure_case", fake)
+
+    class Named:
+        name = "s.a.core"
+
+    item = {"loops": 3, "warmup": True}
+    sample._case_result(Named(), item, {"case": 0})  # type: ignore[arg-type]
+    sample._case_result(Named(), item, {"case": 0, "warmup": False, "traced": False})  # type: ignore[arg-type]
+    sample._case_result(Named(), {"loops": 1, "warmup": False}, {"case": 0})  # type: ignore[arg-type]
+    assert calls == [(3, True, True), (3, False, False), (1, False, True)]
+
+
+def _synthetic_rounds(head_ratio: dict[str, float], calls: list[list[int]]) -> object:
+    """A stand-in for perf.gate._run_rounds: each round adds base and head samples of the
+    chosen cases; head is base times its case's ratio, with noise that makes 'flat'
+    inconclusive forever and 'slow' a clear regression."""
+    import random
+
+    rng = random.Random(3)
+
+    def run_rounds(
+        sides: object,
+        plan: list[dict[str, object]],
+        samples: RoundSamples,
+        count: int,
+        rng_: object,
+        work: object,
+        t0: float,
+        total_hint: int,
+        indices: list[int] | None = None,
+    ) -> float:
+        chosen = list(range(len(plan))) if indices is None else list(indices)
+        for _ in range(count):
+            calls.append(chosen)
+            docs: dict[str, dict[str, dict[str, float | None]]] = {"base": {}, "head": {}}
+            for i in chosen:
+                bench = str(plan[i]["bench"])
+                base = 1.0 + rng.uniform(-0.3, 0.3)
+                spread = 0.15 if bench == "s.flat.core" else 0.02
+                noise = rng.uniform(1 - spread, 1 + spread)
+                rss = 100.0 + rng.uniform(-1.0, 1.0)
+                docs["base"][bench] = {"time": base, "rss_peak": rss}
+                docs["head"][bench] = {
+                    "time": base * head_ratio[bench] * noise,
+                    "rss_peak": rss + rng.uniform(-0.1, 0.1),
+                }
+            for side, per_bench in docs.items():
+                samples.add(side, _round(dict(per_bench)))
+        return 0.01
+
+    return run_rounds
+
+
+def test_extra_rounds_rerun_only_the_inconclusive_cases(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import random
+
+    import perf.gate as gate
+    from perf.policy import Mode, Policy
+    from perf.verdict import Verdict, compare
+
+    plan: list[dict[str, object]] = [
+        {"bench": "s.slow.core", "paced": False, "traced": False},
+        {"bench": "s.flat.core", "paced": False, "traced": False},
+    ]
+    calls: list[list[int]] = []
+    runner = _synthetic_rounds({"s.slow.core": 1.2, "s.flat.core": 1.0}, calls)
+    monkeypatch.setattr(gate, "_run_rounds", runner)
+    policy = Policy(min_rounds=10, max_rounds=16)
+    keys = gated_keys(plan)
+    samples = RoundSamples()
+    runner({}, plan, samples, 12, None, tmp_path, 0.0, 12)  # type: ignore[operator]
+
+    def decide() -> list[object]:
+        return compare(  # type: ignore[return-value]
+            gate._sample_map(samples, "base", keys),
+            gate._sample_map(samples, "head", keys),
+            policy,
+            paired=True,
+        )
+
+    config = gate.GateConfig(
+        mode=Mode.PR,
+        base_ref="HEAD",
+        baseline_path=None,
+        set_name="quick",
+        coordinators=("core",),
+        strict=False,
+        output=tmp_path,
+        keep=1,
+        rounds=None,
+        budget_s=1e9,
+        seed=0,
+    )
+    final = gate._rounds_until_decided(
+        {},
+        plan,
+        samples,
+        random.Random(0),
+        tmp_path,
+        time.monotonic(),
+        config,
+        policy,
+        decide,  # type: ignore[arg-type]
+    )
+    verdicts = {(c.benchmark, c.metric): c.verdict for c in final}
+    assert verdicts[("s.slow.core", "time")] is Verdict.FAIL
+    assert verdicts[("s.flat.core", "time")] is Verdict.INCONCLUSIVE
+    # The 12 full rounds, then the flat case alone until it reached max_rounds.
+    assert calls[:12] == [[0, 1]] * 12
+    assert calls[12:] == [[1]] * 4
+    assert {c.n_head for c in final if c.benchmark == "s.flat.core"} == {16}
+    assert {c.n_head for c in final if c.benchmark == "s.slow.core"} == {12}
+
+
+def test_extra_rounds_stop_at_the_time_budget(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import random
+
+    import perf.gate as gate
+    from perf.policy import Mode, Policy
+    from perf.verdict import compare
+
+    plan: list[dict[str, object]] = [{"bench": "s.flat.core", "paced": False, "traced": False}]
+    calls: list[list[int]] = []
+    runner = _synthetic_rounds({"s.flat.core": 1.0}, calls)
+    monkeypatch.setattr(gate, "_run_rounds", runner)
+    policy = Policy(min_rounds=10, max_rounds=30)
+    keys = gated_keys(plan)
+    samples = RoundSamples()
+    runner({}, plan, samples, 12, None, tmp_path, 0.0, 12)  # type: ignore[operator]
+    config = gate.GateConfig(
+        mode=Mode.BASELINE,
+        base_ref=None,
+        baseline_path=None,
+        set_name="quick",
+        coordinators=("core",),
+        strict=False,
+        output=tmp_path,
+        keep=1,
+        rounds=None,
+        budget_s=100.0,
+        seed=0,
+    )
+    # Started 99.9 s ago: 12 rounds of 8.3 s each, so the next one would end past 100 s.
+    started = time.monotonic() - 99.9
+    final = gate._rounds_until_decided(
+        {},
+        plan,
+        samples,
+        random.Random(0),
+        tmp_path,
+        started,
+        config,
+        policy,
+        lambda: compare(
+            gate._sample_map(samples, "base", keys),
+            gate._sample_map(samples, "head", keys),
+            policy,
+            paired=True,
+        ),
+    )
+    assert len(calls) == 12
+    assert {c.n_head for c in final} == {12}
