@@ -68,6 +68,9 @@ UNPACED_REPEATS = 5
 TARGET_SAMPLE_S = 0.05
 MAX_LOOPS = 200
 DEFAULT_BUDGET_S = 360.0
+# Differential profiles of regressions start only if they can end within this long after
+# the measuring budget: a PR run then stays within 8 minutes (360 + 90 s, plus reports).
+PROFILE_ALLOWANCE_S = 90.0
 SAMPLE_TIMEOUT_S = 600.0
 
 # What the gate decides on, per kind of case. Unpaced workloads: time per workload and
@@ -587,7 +590,8 @@ def _measure_and_decide(
                 comparisons = _rounds_until_decided(
                     sides, plan, samples, rng, work, t0, config, policy, paired
                 )
-                sections = _profiles(config, run_dir, plan, comparisons, base_tree)
+                deadline = t0 + config.budget_s + PROFILE_ALLOWANCE_S
+                sections = _profiles(config, run_dir, plan, comparisons, base_tree, deadline)
         else:
             sides = {"head": config.root}
             _progress(f"[gate] measuring head {head.commit[:10]}: {rounds} rounds")
@@ -683,6 +687,7 @@ def _profiles(
     plan: Sequence[Mapping[str, Any]],
     comparisons: Sequence[Comparison],
     base_tree: Path | None,
+    deadline: float | None = None,
 ) -> list[Any]:
     """Profiles after the timed rounds: a differential for each regression (PR mode,
     always), and with --profile every capture plus the memory and leak gate."""
@@ -692,7 +697,7 @@ def _profiles(
     if base_tree is not None and any(c.verdict is Verdict.FAIL for c in comparisons):
         _progress("[gate] profiling base and head of each regressed benchmark")
         meta = {item["bench"]: item["meta"] for item in plan}
-        sections.append(differentials(run_dir, comparisons, meta, base_tree, config.root))
+        sections.append(differentials(run_dir, comparisons, meta, base_tree, config.root, deadline))
     if config.profile:
         _progress("[gate] capturing memray and py-spy profiles")
         sections.append(memory_and_leaks(run_dir, config.coordinators, config.root, base_tree))
@@ -945,7 +950,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-s",
         type=float,
         default=DEFAULT_BUDGET_S,
-        help="time for extra rounds of inconclusive comparisons (default %(default)s s)",
+        help="seconds from the start within which measuring ends; extra rounds of "
+        "inconclusive comparisons stop there, differential profiles get up to "
+        f"{PROFILE_ALLOWANCE_S:.0f} s more (default %(default)s s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of round order and bootstrap")
     parser.add_argument(

@@ -7,6 +7,7 @@ Profilers run in processes of their own after the timed rounds, never inside the
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ PROFILED = ("data", "core")
 SCENARIOS = ("medium", "heavy")
 # Each differential costs about 45 s; more regressions than this share their profiles.
 MAX_DIFFERENTIALS = 3
+# One differential (py-spy and memray, base and head, medium scenario) took 41-47 s here.
+DIFFERENTIAL_ESTIMATE_S = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +85,13 @@ def differentials(
     case_meta: Mapping[str, Mapping[str, object]],
     base_tree: Path,
     head_tree: Path,
+    deadline: float | None = None,
 ) -> ProfileSection:
     """For each failed comparison (up to MAX_DIFFERENTIALS distinct coordinator and
     scenario pairs), profile base and head and write the functions whose share of CPU
-    samples and of allocated bytes changed most to ``differential.md``."""
+    samples and of allocated bytes changed most to ``differential.md``. A pair whose
+    profile would end after ``deadline`` (``time.monotonic()``; estimated from the last
+    one) is left out, and the notes say so."""
     from perf.profile import differential
 
     pairs: list[tuple[str, str]] = []
@@ -101,10 +107,17 @@ def differentials(
     lines = ["# Differential profiles", ""]
     artifacts: list[Artifact] = []
     notes: list[str] = []
+    estimate = DIFFERENTIAL_ESTIMATE_S
+    skipped: list[str] = []
     for coordinator, scenario in pairs[:MAX_DIFFERENTIALS]:
+        if deadline is not None and time.monotonic() + estimate > deadline:
+            skipped.append(f"{coordinator} on {scenario}")
+            continue
+        started = time.monotonic()
         result = differential(
             run_dir, scenario, coordinator, base_tree, head_tree, stream=sys.stderr
         )
+        estimate = time.monotonic() - started
         artifacts += result.artifacts
         notes += result.notes
         lines += [f"## {coordinator} on {scenario}", ""]
@@ -132,6 +145,12 @@ def differentials(
                     f"differential ({coordinator}, {scenario}, {what}): `{top.function}` "
                     f"moved most, {top.base_share * 100:.1f} % -> {top.head_share * 100:.1f} %"
                 )
+    if skipped:
+        notes.append(
+            f"not profiled, for the run's time limit: {', '.join(skipped)} "
+            "(nox -s perf_profile profiles any coordinator and scenario)"
+        )
+        lines += [f"Not profiled, for the run's time limit: {', '.join(skipped)}.", ""]
     if len(pairs) > MAX_DIFFERENTIALS:
         notes.append(f"{len(pairs) - MAX_DIFFERENTIALS} more regressed pairs not profiled")
     (run_dir / "differential.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
