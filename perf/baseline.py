@@ -4,7 +4,11 @@
 Format history (``schema_version``):
 
 - 1 (2026-11): samples per benchmark and metric from fresh-process rounds, the machine
-  fingerprint, the calibration kernel's version and median time per round.
+  fingerprint, the calibration kernel's version and median time per round. Each sample
+  was one measurement of the case.
+- 2 (2026-11): ``sampling.unpaced_repeats``: each unpaced sample is the median of that
+  many measurements in the round. A baseline is compared only with rounds sampled the same
+  way (``check_sampling``); a version-1 file counts as one measurement per sample.
 
 A file from a newer schema is refused, never guessed at. A baseline from another machine
 is compared on calibrated values (time-like metrics scaled by the ratio of the two
@@ -31,12 +35,13 @@ __all__ = [
     "BASELINE_SCHEMA_VERSION",
     "Baseline",
     "baseline_path",
+    "check_sampling",
     "load_baseline",
     "rescale_for_machine",
     "write_baseline",
 ]
 
-BASELINE_SCHEMA_VERSION = 1
+BASELINE_SCHEMA_VERSION = 2
 KIND = "crucible-perf-baseline"
 FIX = "nox -s perf_baseline"
 # Metrics whose values are durations and scale with the machine's speed; memory, rates
@@ -59,6 +64,7 @@ class Baseline:
     calibration_version: int
     calibration_s: tuple[float, ...]
     samples: Samples
+    unpaced_repeats: int = 1
 
     @property
     def fingerprint(self) -> str:
@@ -135,6 +141,12 @@ def load_baseline(path: Path) -> Baseline:
         or not all(isinstance(v, int | float) and v > 0 for v in cal_values)
     ):
         raise _fail(path, "baseline has no usable calibration figure")
+    repeats = 1
+    if version >= 2:
+        sampling = _require(data, "sampling", dict, path)
+        repeats = sampling.get("unpaced_repeats")
+        if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+            raise _fail(path, "baseline field 'sampling.unpaced_repeats' is not an integer >= 1")
     return Baseline(
         path=path,
         schema_version=version,
@@ -147,7 +159,21 @@ def load_baseline(path: Path) -> Baseline:
         calibration_version=int(calibration.get("version", 0)),
         calibration_s=tuple(float(v) for v in cal_values),
         samples=_samples(data.get("samples"), path),
+        unpaced_repeats=repeats,
     )
+
+
+def check_sampling(baseline: Baseline, unpaced_repeats: int) -> None:
+    """Refuse a baseline whose samples were taken another way than this gate's: a median
+    of 5 measurements and a single measurement spread differently, so neither the ratio
+    nor its interval would mean what the report says."""
+    if baseline.unpaced_repeats != unpaced_repeats:
+        raise BaselineError(
+            f"baseline samples are medians of {baseline.unpaced_repeats} measurement(s) per "
+            f"round, this gate takes medians of {unpaced_repeats}",
+            str(baseline.path),
+            f"refresh it with {FIX}",
+        )
 
 
 def rescale_for_machine(

@@ -498,7 +498,7 @@ def run_gate(config: GateConfig) -> GateOutcome:
     then measure, decide and write the reports. Raises GateError when it cannot decide;
     after the run folder exists, the error is written there too (report.json,
     pr_comment.md), and nothing else (baselines, earlier runs) is touched."""
-    from perf.baseline import baseline_path, load_baseline
+    from perf.baseline import baseline_path, check_sampling, load_baseline
     from perf.meta import git_state, machine_info
     from perf.worktree import default_base, resolve_ref
 
@@ -524,6 +524,7 @@ def run_gate(config: GateConfig) -> GateOutcome:
     if config.mode is Mode.BASELINE and not config.write_baseline:
         path = config.baseline_path or baseline_path(config.root, config.set_name)
         baseline = load_baseline(path)
+        check_sampling(baseline, UNPACED_REPEATS)
     run_dir = _prepare_output(config.output, head.commit[:10])
     _progress(f"[gate] results in {run_dir}")
     try:
@@ -765,6 +766,7 @@ def _store_baseline(
         "python": machine.python_version,
         "machine": machine.as_dict(),
         "calibration": {"version": CALIBRATION_VERSION, "seconds": samples.calibration_s["head"]},
+        "sampling": {"unpaced_repeats": UNPACED_REPEATS},
         "samples": _nest(values),
     }
     write_baseline(config.baseline_path or baseline_path(config.root, config.set_name), document)

@@ -8,6 +8,7 @@ import pytest
 
 from perf.baseline import (
     BASELINE_SCHEMA_VERSION,
+    check_sampling,
     load_baseline,
     rescale_for_machine,
     write_baseline,
@@ -25,6 +26,7 @@ def _document(**changes: Any) -> dict[str, Any]:
         "python": "3.11.7",
         "machine": {"fingerprint": "f" * 16, "cpu": "Test CPU"},
         "calibration": {"version": CALIBRATION_VERSION, "seconds": [0.010, 0.011, 0.012]},
+        "sampling": {"unpaced_repeats": 5},
         "samples": {
             "daemon_performance.medium.core": {"time": [0.02, 0.021], "rss_peak": [3e7, 3e7]}
         },
@@ -147,3 +149,48 @@ def test_other_python_or_kernel_is_refused(tmp_path: Path) -> None:
 def test_calibration_kernel_is_deterministic_and_timed() -> None:
     assert kernel() == kernel()
     assert calibrate(repeats=2) > 0
+
+
+def test_baseline_sampled_another_way_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    write_baseline(path, _document())
+    baseline = load_baseline(path)
+    assert baseline.unpaced_repeats == 5
+    check_sampling(baseline, 5)
+    with pytest.raises(BaselineError, match=r"medians of 5 .* this gate takes medians of 3"):
+        check_sampling(baseline, 3)
+
+
+def test_version_1_baseline_counts_as_one_measurement_per_sample(tmp_path: Path) -> None:
+    path = tmp_path / "quick.json"
+    doc = _document()
+    del doc["sampling"]
+    path.write_text(json.dumps({"kind": "crucible-perf-baseline", "schema_version": 1, **doc}))
+    baseline = load_baseline(path)
+    assert baseline.unpaced_repeats == 1
+    with pytest.raises(BaselineError, match="perf_baseline") as info:
+        check_sampling(baseline, 5)
+    assert info.value.subject == str(path)
+
+
+@pytest.mark.parametrize("sampling", [None, {}, {"unpaced_repeats": 0}, {"unpaced_repeats": True}])
+def test_version_2_baseline_needs_its_sampling(tmp_path: Path, sampling: Any) -> None:
+    path = tmp_path / "quick.json"
+    doc = _document()
+    if sampling is None:
+        del doc["sampling"]
+    else:
+        doc["sampling"] = sampling
+    path.write_text(json.dumps({"kind": "crucible-perf-baseline", "schema_version": 2, **doc}))
+    with pytest.raises(BaselineError, match="sampling"):
+        load_baseline(path)
+
+
+def test_committed_baselines_load_and_match_the_gate_sampling() -> None:
+    from perf.gate import UNPACED_REPEATS
+
+    folder = Path(__file__).resolve().parent.parent / "baselines"
+    files = sorted(folder.glob("*.json"))
+    assert files, "baselines/ holds no baseline"
+    for path in files:
+        check_sampling(load_baseline(path), UNPACED_REPEATS)
