@@ -832,3 +832,37 @@ def test_wake_burst_sets_how_fast_the_worker_pool_fills(wake_burst: int, entered
 def test_wake_burst_must_be_a_positive_integer() -> None:
     with pytest.raises(ValueError, match="wake_burst"):
         CoreConfig(wake_burst=0)
+
+
+def test_dead_letter_queue_keeps_the_newest_and_counts_the_dropped() -> None:
+    async def main() -> None:
+        svc = Svc("file-0", fail_always=True)
+        async with running(svc, max_retries=0, max_dead_letters=2) as core:
+            for name in ("a", "b", "c"):
+                await core.publish(make_event(event_id=name, targets=("file-0",)))
+            await core.settle(5)
+            assert [d.event.id for d in core.dead_letters()] == ["b", "c"]
+            stats = core.stats()
+            assert stats.dead_lettered == 3 and stats.balanced
+            assert stats.extra["dead_letters_dropped"] == 1
+            assert stats.extra["dead_letter_queue"] == 2
+
+            svc.fail_always = False
+            assert await core.replay_dead_letters() == 2  # "a" is gone for good
+            await core.settle(5)
+            stats = core.stats()
+            assert (stats.dead_lettered, stats.delivered) == (1, 2) and stats.balanced
+            assert sorted(svc.seen) == ["b", "c"]
+            # Replay kept the bound.
+            svc.fail_always = True
+            for name in ("d", "e", "f"):
+                await core.publish(make_event(event_id=name, targets=("file-0",)))
+            await core.settle(5)
+            assert [d.event.id for d in core.dead_letters()] == ["e", "f"]
+
+    asyncio.run(main())
+
+
+def test_max_dead_letters_must_be_a_positive_integer() -> None:
+    with pytest.raises(ValueError, match="max_dead_letters"):
+        CoreConfig(max_dead_letters=0)

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_EVENT_TIMEOUT_S",
     "DEFAULT_HEALTH_CHECK_INTERVAL_S",
     "DEFAULT_MAX_CONCURRENT",
+    "DEFAULT_MAX_DEAD_LETTERS",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MAX_SERVICES",
@@ -46,6 +47,7 @@ DEFAULT_EVENT_TIMEOUT_S: Final = 45.0
 DEFAULT_MAX_CONCURRENT: Final = 200
 DEFAULT_DEDUP_WINDOW_S: Final = 120.0
 DEFAULT_MAX_SERVICES: Final = 100
+DEFAULT_MAX_DEAD_LETTERS: Final = 100_000
 # CrucibleCore's own knobs.
 DEFAULT_SERVICE_CONCURRENCY: Final = 4
 DEFAULT_RETRY_BACKOFF_S: Final = 0.01
@@ -100,6 +102,10 @@ class CoreConfig:
       remote call always suspends for a whole round trip.
     - ``dedup_window_s``: an event id seen within this window is a duplicate (0 disables).
     - ``max_services``: registry size limit.
+    - ``max_dead_letters``: dead letters kept for inspection and replay; beyond it the
+      oldest are dropped (their events stay counted as dead-lettered, cannot be replayed,
+      and ``stats().extra["dead_letters_dropped"]`` counts them), so a long-running core's
+      memory stays bounded.
     - ``backpressure``: when a target queue is full, ``"wait"`` makes ``publish`` wait for
       room, ``"reject"`` returns ``Rejected(BACKPRESSURE)``.
     - ``retry_backoff_s``: delay before retry n is ``retry_backoff_s * 2**(n-1)``, at most
@@ -121,6 +127,7 @@ class CoreConfig:
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S
     max_services: int = DEFAULT_MAX_SERVICES
+    max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS
     backpressure: Backpressure = DEFAULT_BACKPRESSURE
     service_concurrency: int = DEFAULT_SERVICE_CONCURRENCY
     wake_burst: int = 1
@@ -141,6 +148,7 @@ class CoreConfig:
             "max_services",
             "service_concurrency",
             "wake_burst",
+            "max_dead_letters",
         ):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:

@@ -155,7 +155,10 @@ class CrucibleCore:
         self._park_seq = 0
         # Publishers blocked by backpressure, with the deliveries they still hold.
         self._waiting: dict[int, list[Delivery]] = {}
-        self._dead: list[tuple[DeadLetter, object, ReplicaGroup]] = []
+        self._dead: deque[tuple[DeadLetter, object, ReplicaGroup]] = deque(
+            maxlen=cfg.max_dead_letters
+        )
+        self._dead_dropped = 0
         # Multi-target events (by id of their ticket, alive until they settle) that had a
         # delivery dead-lettered: they settle as dead-lettered.
         self._failed_tickets: set[int] = set()
@@ -863,7 +866,10 @@ class CrucibleCore:
             service=service,
             target=group.name,
         )
-        self._dead.append((letter, ticket if ticket is not None else d, group))
+        dead = self._dead
+        if len(dead) == dead.maxlen:
+            self._dead_dropped += 1  # the oldest letter goes; its event stays counted
+        dead.append((letter, ticket if ticket is not None else d, group))
         if ticket is None:
             self._dead_lettered += 1
             self._in_flight -= 1
@@ -975,7 +981,7 @@ class CrucibleCore:
                 keep.append((letter, key, group))
             else:
                 by_event.setdefault(id(key), []).append((letter, group))
-        self._dead = keep
+        self._dead = deque(keep, maxlen=self._dead.maxlen)
         replayed = 0
         for letters in by_event.values():
             self._dead_lettered -= 1
@@ -1005,6 +1011,7 @@ class CrucibleCore:
                 "timeouts": sum(s.timeouts for s in slots),
                 "breaker_opens": sum(s.breaker.opens for s in slots),
                 "dead_letter_queue": len(self._dead),
+                "dead_letters_dropped": self._dead_dropped,
                 "replayed": self._replayed,
                 "queue_depth": sum(s.queue.size for s in slots),
             },

@@ -73,6 +73,7 @@ CORE_FLAGS: Final = (
     _Flag("wake_burst", "--wake-burst", _int, "workers one scheduling pass may wake"),
     _Flag("dedup_window_s", "--dedup-window", _float, "de-duplication window, s (0: off)"),
     _Flag("max_services", "--max-services", _int, "registered services at most"),
+    _Flag("max_dead_letters", "--max-dead-letters", _int, "dead letters kept (oldest dropped)"),
     _Flag("backpressure", "--backpressure", str, "when a queue is full", tuple(BACKPRESSURE_MODES)),
     _Flag("retry_backoff_s", "--retry-backoff", _float, "first retry delay, s"),
     _Flag("retry_backoff_max_s", "--retry-backoff-max", _float, "longest retry delay, s"),
