@@ -580,13 +580,7 @@ def _measure_and_decide(
                 _run_rounds(sides, plan, samples, rounds, rng, work, t0, rounds)
 
                 def paired() -> list[Comparison]:
-                    return compare(
-                        _sample_map(samples, "base", keys),
-                        _sample_map(samples, "head", keys),
-                        policy,
-                        paired=True,
-                        seed=config.seed,
-                    )
+                    return _compare_head(samples, keys, policy, config.seed, None)
 
                 comparisons = _rounds_until_decided(
                     sides, plan, samples, rng, work, t0, config, policy, paired
@@ -616,13 +610,7 @@ def _measure_and_decide(
                         for m, v in ms.items()
                         if (b, m) in keys
                     }
-                    return compare(
-                        base_map,
-                        _sample_map(samples, "head", keys),
-                        policy,
-                        paired=False,
-                        seed=config.seed,
-                    )
+                    return _compare_head(samples, keys, policy, config.seed, base_map)
 
                 comparisons = _rounds_until_decided(
                     sides, plan, samples, rng, work, t0, config, policy, against_baseline
@@ -703,6 +691,20 @@ def _profiles(
         _progress("[gate] capturing memray and py-spy profiles")
         sections.append(memory_and_leaks(run_dir, config.coordinators, config.root, base_tree))
     return sections
+
+
+def _compare_head(
+    samples: RoundSamples,
+    keys: Sequence[tuple[str, str]],
+    policy: Policy,
+    seed: int,
+    stored: Mapping[tuple[str, str], list[float]] | None,
+) -> list[Comparison]:
+    """Head's rounds against the base side's (paired, PR mode) or, given ``stored``
+    baseline samples, against those (unpaired)."""
+    paired = stored is None
+    base = _sample_map(samples, "base", keys) if stored is None else stored
+    return compare(base, _sample_map(samples, "head", keys), policy, paired=paired, seed=seed)
 
 
 def _rounds_until_decided(

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from perf.errors import ResultError
-from perf.gate import RoundSamples, _sample_map, gated_keys
+from perf.gate import GateConfig, RoundSamples, _sample_map, gated_keys
+from perf.policy import Mode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -226,13 +227,29 @@ def _synthetic_rounds(head_ratio: dict[str, float], calls: list[list[int]]) -> o
     return run_rounds
 
 
+def _config(output: Path, budget_s: float) -> GateConfig:
+    return GateConfig(
+        mode=Mode.PR,
+        base_ref="HEAD",
+        baseline_path=None,
+        set_name="quick",
+        coordinators=("core",),
+        strict=False,
+        output=output,
+        keep=1,
+        rounds=None,
+        budget_s=budget_s,
+        seed=0,
+    )
+
+
 def test_extra_rounds_rerun_only_the_inconclusive_cases(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import random
 
     import perf.gate as gate
-    from perf.policy import Mode, Policy
+    from perf.policy import Policy
     from perf.verdict import Verdict, compare
 
     plan: list[dict[str, object]] = [
@@ -255,19 +272,7 @@ def test_extra_rounds_rerun_only_the_inconclusive_cases(
             paired=True,
         )
 
-    config = gate.GateConfig(
-        mode=Mode.PR,
-        base_ref="HEAD",
-        baseline_path=None,
-        set_name="quick",
-        coordinators=("core",),
-        strict=False,
-        output=tmp_path,
-        keep=1,
-        rounds=None,
-        budget_s=1e9,
-        seed=0,
-    )
+    config = _config(tmp_path, budget_s=1e9)
     final = gate._rounds_until_decided(
         {},
         plan,
@@ -295,7 +300,7 @@ def test_extra_rounds_stop_at_the_time_budget(
     import random
 
     import perf.gate as gate
-    from perf.policy import Mode, Policy
+    from perf.policy import Policy
     from perf.verdict import compare
 
     plan: list[dict[str, object]] = [{"bench": "s.flat.core", "paced": False, "traced": False}]
@@ -306,19 +311,7 @@ def test_extra_rounds_stop_at_the_time_budget(
     keys = gated_keys(plan)
     samples = RoundSamples()
     runner({}, plan, samples, 12, None, tmp_path, 0.0, 12)  # type: ignore[operator]
-    config = gate.GateConfig(
-        mode=Mode.BASELINE,
-        base_ref=None,
-        baseline_path=None,
-        set_name="quick",
-        coordinators=("core",),
-        strict=False,
-        output=tmp_path,
-        keep=1,
-        rounds=None,
-        budget_s=100.0,
-        seed=0,
-    )
+    config = _config(tmp_path, budget_s=100.0)
     # Started 99.9 s ago: 12 rounds of 8.3 s each, so the next one would end past 100 s.
     started = time.monotonic() - 99.9
     final = gate._rounds_until_decided(
