@@ -119,7 +119,8 @@ def percentile_summary(samples: Sequence[float]) -> LatencySummary:
 
 
 class RssSampler:
-    """Samples the process RSS from a thread; ``peak_bytes`` and ``series`` after stop()."""
+    """Samples the process RSS from a thread; ``peak_bytes`` and ``series`` after stop().
+    Subclasses change where readings go by overriding ``_sample`` and ``series``."""
 
     def __init__(self, interval_s: float = RSS_SAMPLE_INTERVAL_S) -> None:
         self._proc = psutil.Process()
@@ -127,10 +128,15 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._t0 = 0.0
-        self.series: list[tuple[float, int]] = []
+        self._series: list[tuple[float, int]] = []
 
     def _sample(self) -> None:
-        self.series.append((time.perf_counter() - self._t0, self._proc.memory_info().rss))
+        self._series.append((time.perf_counter() - self._t0, self._proc.memory_info().rss))
+
+    @property
+    def series(self) -> Sequence[tuple[float, int]]:
+        """(seconds since start, RSS bytes) per reading, oldest first."""
+        return self._series
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import psutil
 
 from crucible._loader import load_coordinator
-from crucible._measure import RunSpec, measure, publish_unpaced
+from crucible._measure import RssSampler, RunSpec, measure, publish_unpaced
 from crucible._protocol import Coordinator
 from crucible._workload import build_services, generate_events
 from perf.cases import LeakSpec
@@ -77,26 +77,22 @@ class LeakResult:
     warmup_batches: int
 
 
-class ArrayRssSampler:
-    """Samples the process RSS from a thread into arrays allocated up front.
+class ArrayRssSampler(RssSampler):
+    """An ``RssSampler`` that stores its readings in arrays allocated up front.
 
-    Unlike ``crucible._measure.RssSampler`` it creates no lasting Python objects while it
-    runs (each reading is stored as a machine integer), so under tracemalloc it adds nothing
-    to the bytes a leak run sees retained. Stops recording when ``capacity`` is reached.
+    It creates no lasting Python objects while it runs (each reading is stored as a machine
+    integer), so under tracemalloc it adds nothing to the bytes a leak run sees retained.
+    Stops recording when ``capacity`` is reached.
     """
 
     def __init__(self, interval_s: float, capacity: int = 50_000) -> None:
-        self._proc = psutil.Process()
-        self._interval_s = interval_s
+        super().__init__(interval_s)
         self._times = array("d", bytes(8 * capacity))
         self._rss = array("q", bytes(8 * capacity))
         self._n = 0
-        self._stop = threading.Event()
         # Held while sampling: a reading of the traced bytes taken under it does not catch
         # psutil's transient buffers in the sampler thread.
         self.lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="rss-array", daemon=True)
-        self._t0 = 0.0
 
     def _sample(self) -> None:
         with self.lock:
@@ -104,20 +100,6 @@ class ArrayRssSampler:
                 self._times[self._n] = time.perf_counter() - self._t0
                 self._rss[self._n] = self._proc.memory_info().rss
                 self._n += 1
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self._sample()
-
-    def start(self) -> None:
-        self._t0 = time.perf_counter()
-        self._sample()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
 
     @property
     def series(self) -> tuple[tuple[float, int], ...]:
