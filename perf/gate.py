@@ -657,6 +657,7 @@ def _measure_and_decide(
         head_dirty=head.dirty,
         base_label=base_commit or str(baseline.path if baseline else "none (baseline written)"),
         rounds=samples.rounds("head"),
+        rounds_all_cases=rounds,
         max_rounds=policy.max_rounds,
         started_utc=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         duration_s=time.monotonic() - t0,

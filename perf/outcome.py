@@ -44,7 +44,7 @@ class GateOutcome:
     head_commit: str
     head_dirty: bool
     base_label: str  # the base commit in PR mode, the baseline file in baseline mode
-    rounds: int
+    rounds: int  # every round run, including those of only the inconclusive cases
     max_rounds: int
     started_utc: str
     duration_s: float
@@ -54,3 +54,4 @@ class GateOutcome:
     warnings: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    rounds_all_cases: int | None = None  # rounds that measured every case (None: all)

@@ -225,7 +225,9 @@ class ReportData:
     head_dirty: bool
     base_label: str
     rounds: int
+    rounds_all_cases: int
     max_rounds: int
+    rounds_text: str
     started_utc: str
     duration_s: float
     counts: Mapping[str, int]
@@ -365,6 +367,17 @@ def _status(outcome: GateOutcome) -> str:
     return str(outcome.verdict.value)
 
 
+def rounds_text(rounds: int, all_cases: int | None, max_rounds: int) -> str:
+    """How many rounds a run took, in words: ``"12 rounds"`` when every round measured
+    every case, else how many more measured only the inconclusive cases; with the cap."""
+    if all_cases is None or all_cases >= rounds:
+        return f"{rounds} rounds (up to {max_rounds} per comparison)"
+    return (
+        f"{all_cases} rounds of every case and {rounds - all_cases} more of the inconclusive "
+        f"ones (up to {max_rounds} per comparison)"
+    )
+
+
 def _headline(status: str, outcome: GateOutcome, counts: Mapping[str, int]) -> str:
     fails, unsure = counts["fail"], counts["inconclusive"]
     if status == "undecided":
@@ -404,7 +417,8 @@ def _executive_summary(
     lines = [
         f"{len(report_rows)} benchmark metrics compared in {mode}: head {outcome.head_commit[:12]}"
         f"{' (dirty)' if outcome.head_dirty else ''} against {outcome.base_label}, "
-        f"{outcome.rounds} rounds (budget {outcome.max_rounds}), {outcome.duration_s:.0f} s."
+        f"{rounds_text(outcome.rounds, outcome.rounds_all_cases, outcome.max_rounds)}, "
+        f"{outcome.duration_s:.0f} s."
     ]
     if regressions:
         worst = regressions[0]
@@ -567,7 +581,9 @@ def build_report(
         head_dirty=outcome.head_dirty,
         base_label=outcome.base_label,
         rounds=outcome.rounds,
+        rounds_all_cases=outcome.rounds_all_cases or outcome.rounds,
         max_rounds=outcome.max_rounds,
+        rounds_text=rounds_text(outcome.rounds, outcome.rounds_all_cases, outcome.max_rounds),
         started_utc=outcome.started_utc,
         duration_s=outcome.duration_s,
         counts=counts,
@@ -963,6 +979,7 @@ def report_json(report: ReportData) -> dict[str, Any]:
         "head_dirty": report.head_dirty,
         "base_label": report.base_label,
         "rounds": report.rounds,
+        "rounds_all_cases": report.rounds_all_cases,
         "max_rounds": report.max_rounds,
         "started_utc": report.started_utc,
         "duration_s": report.duration_s,

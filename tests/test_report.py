@@ -427,3 +427,13 @@ def test_annotations_are_capped_per_level(tmp_path: Path) -> None:
     assert len(lines) == 10
     assert "16 more errors" in lines[-1]
     assert len(github_annotations(outcome(tmp_path, many), limit=None)) == 25
+
+
+def test_rounds_text_tells_full_rounds_from_extra_ones() -> None:
+    from perf.report import rounds_text
+
+    assert rounds_text(12, None, 50) == "12 rounds (up to 50 per comparison)"
+    assert rounds_text(12, 12, 50) == "12 rounds (up to 50 per comparison)"
+    assert rounds_text(30, 12, 50) == (
+        "12 rounds of every case and 18 more of the inconclusive ones (up to 50 per comparison)"
+    )
