@@ -62,6 +62,8 @@ DEFAULT_OUTPUT = ROOT / "benchmark_results"
 # 5-16 % (median 7.5 %) with 5 alternating repeats against 8-27 % (median 10.8 %) with one
 # ask per side, measured while another gate run shared the machine.
 UNPACED_REPEATS = 5
+# The daemon_performance case measured through core-daemon beside core (head side, ungated).
+TRANSPORT_CASE = "medium"
 # Seconds of measured work per unpaced sample: a workload repeated until it takes this
 # long. With base and head interleaved case by case, ~50 ms samples left 2-7 % noise per
 # time comparison over 30 rounds on the 2-core CI machine (three A/A trials).
@@ -128,6 +130,8 @@ def gated_keys(plan: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """``(benchmark, metric)`` pairs the gate decides on, from the plan's cases."""
     keys: list[tuple[str, str]] = []
     for item in plan:
+        if not item.get("gated", True):
+            continue
         kinds = ["paced" if item["paced"] else "unpaced"]
         if item["traced"]:
             kinds.append("traced")
@@ -140,8 +144,11 @@ def plan_cases(
     set_name: str, coordinators: Sequence[str], loops_for: Callable[[Any], int]
 ) -> list[dict[str, Any]]:
     """The gated cases of a set (workload cases only: leak runs and sweeps are reported by
-    the suites, not decided on here), with each case's fixed loop count."""
-    from perf.cases import SUITES, Kind, select_cases
+    the suites, not decided on here), with each case's fixed loop count; and, when ``core``
+    is measured, the medium workload through the CrucibleCore daemon (``core-daemon``) on
+    the head side only, ungated: every report then shows what the socket transport costs
+    beside in-process ``core``, for one daemon start per round."""
+    from perf.cases import DAEMON_COORDINATOR, SUITES, Kind, select_cases
 
     plan: list[dict[str, Any]] = []
     for suite in SUITES:
@@ -161,6 +168,26 @@ def plan_cases(
                     "loops": d.fixed_loops or (1 if paced else loops_for(case)),
                     "warmup": not paced,
                     "repeats": 1 if paced else UNPACED_REPEATS,
+                    "meta": case.metadata(),
+                }
+            )
+    if "core" in coordinators:
+        for case in select_cases(
+            "daemon_performance", set_name, (DAEMON_COORDINATOR,), names=[TRANSPORT_CASE]
+        ):
+            plan.append(
+                {
+                    "suite": case.definition.suite,
+                    "case": case.definition.name,
+                    "coordinator": case.coordinator,
+                    "bench": case.name,
+                    "paced": False,
+                    "traced": False,
+                    "loops": 1,
+                    "warmup": False,
+                    "repeats": 1,
+                    "gated": False,
+                    "sides": ["head"],
                     "meta": case.metadata(),
                 }
             )
@@ -318,12 +345,13 @@ def _run_round(
         order = list(workers)
         for index in indices:
             item = plan[index]
-            asks: dict[str, list[dict[str, float | None]]] = {side: [] for side in workers}
+            asks: dict[str, list[dict[str, float | None]]] = {}
+            asked = [side for side in order if side in item.get("sides", workers)]
             for repeat in range(int(item.get("repeats", 1))):
-                rng.shuffle(order)
+                rng.shuffle(asked)
                 request = {"case": index, "warmup": bool(item["warmup"]) and not repeat}
                 request["traced"] = not repeat
-                for side in order:
+                for side in asked:
                     reply = workers[side].ask(request)
                     if "error" in reply:
                         raise ResultError(
@@ -331,7 +359,7 @@ def _run_round(
                             reply["bench"],
                             "fix the crash, then rerun nox -s perf_quick",
                         )
-                    asks[side].append(reply["values"])
+                    asks.setdefault(side, []).append(reply["values"])
             for side, values in asks.items():
                 documents[side]["samples"][item["bench"]] = merge_repeats(values)
         return documents

@@ -159,10 +159,24 @@ def test_repeats_merge_to_the_median_and_keep_missing_figures_missing() -> None:
 def test_unpaced_cases_repeat_and_paced_cases_do_not() -> None:
     from perf.gate import UNPACED_REPEATS, plan_cases
 
-    plan = plan_cases("quick", ("core",), lambda case: 1)
+    plan = [i for i in plan_cases("quick", ("core",), lambda case: 1) if i.get("gated", True)]
     assert UNPACED_REPEATS > 1
     assert {item["repeats"] for item in plan if item["paced"]} == {1}
     assert {item["repeats"] for item in plan if not item["paced"]} == {UNPACED_REPEATS}
+
+
+def test_transport_case_is_measured_on_the_head_side_and_not_gated() -> None:
+    from perf.gate import plan_cases
+
+    plan = plan_cases("quick", ("data", "core"), lambda case: 1)
+    daemon = [i for i in plan if i["coordinator"] == "core-daemon"]
+    assert [i["bench"] for i in daemon] == ["daemon_performance.medium.core-daemon"]
+    assert daemon[0]["sides"] == ["head"] and daemon[0]["gated"] is False
+    assert all(bench != daemon[0]["bench"] for bench, _ in gated_keys(plan))
+    # Without core there is nothing to set the daemon beside.
+    assert not [
+        i for i in plan_cases("quick", ("data",), lambda c: 1) if "daemon" in i["coordinator"]
+    ]
 
 
 def test_sample_worker_honours_warmup_and_traced_requests(monkeypatch: pytest.MonkeyPatch) -> None:
