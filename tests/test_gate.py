@@ -411,3 +411,52 @@ def test_differential_profiles_stop_at_the_deadline(
     assert any("core on medium, data on heavy" in note for note in late.notes)
     assert "time limit" in (tmp_path / "differential.md").read_text()
     assert not any("time limit" in note for note in section.notes)
+
+
+def test_a_round_alternates_sides_per_repeat_and_asks_head_only_cases_of_head(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import random
+
+    import perf.gate as gate
+
+    asked: list[tuple[str, dict[str, object]]] = []
+
+    class FakeWorker:
+        def __init__(self, side: str, tree: Path, plan_file: Path, label: str) -> None:
+            self.side, self.tree, self.label = side, tree, label
+            self.values = iter([3.0, 1.0, 2.0, 5.0, 4.0] * 4)
+
+        def read(self) -> dict[str, object]:
+            return {
+                "crucible_file": str(self.tree / "crucible" / "__init__.py"),
+                "calibration": {"seconds": 0.01},
+            }
+
+        def ask(self, request: dict[str, object]) -> dict[str, object]:
+            asked.append((self.side, dict(request)))
+            bench = "s.a.core" if request["case"] == 0 else "s.d.core-daemon"
+            return {"bench": bench, "values": {"time": next(self.values)}}
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(gate, "_Worker", FakeWorker)
+    plan = [
+        {"bench": "s.a.core", "warmup": True, "repeats": 3},
+        {"bench": "s.d.core-daemon", "warmup": False, "repeats": 1, "sides": ["head"]},
+    ]
+    sides = {"base": tmp_path / "b", "head": tmp_path / "h"}
+    docs = gate._run_round(sides, plan, tmp_path / "plan.json", random.Random(1), 1, [0, 1])
+    # Case 0: three repeats, each asking both sides (in some order) before the next.
+    first = asked[:6]
+    for repeat in range(3):
+        pair = first[2 * repeat : 2 * repeat + 2]
+        assert {side for side, _ in pair} == {"base", "head"}
+        assert all(r["warmup"] is (repeat == 0) and r["traced"] is (repeat == 0) for _, r in pair)
+    # Case 1 is asked of the head side only, once.
+    assert [(side, r["case"]) for side, r in asked[6:]] == [("head", 1)]
+    # Each side's figure of case 0 is the median of its three answers (3, 1, 2) -> 2.
+    assert docs["base"]["samples"] == {"s.a.core": {"time": 2.0}}
+    assert docs["head"]["samples"]["s.a.core"] == {"time": 2.0}
+    assert docs["head"]["samples"]["s.d.core-daemon"] == {"time": 5.0}
