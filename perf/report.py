@@ -227,7 +227,6 @@ class ReportData:
     rounds: int
     rounds_all_cases: int
     max_rounds: int
-    rounds_text: str
     started_utc: str
     duration_s: float
     counts: Mapping[str, int]
@@ -247,6 +246,10 @@ class ReportData:
     key_findings: tuple[str, ...]
     analysis: AnalysisView | None
     run_dir: str
+
+    @property
+    def rounds_text(self) -> str:
+        return rounds_text(self.rounds, self.rounds_all_cases, self.max_rounds)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -583,7 +586,6 @@ def build_report(
         rounds=outcome.rounds,
         rounds_all_cases=outcome.rounds_all_cases or outcome.rounds,
         max_rounds=outcome.max_rounds,
-        rounds_text=rounds_text(outcome.rounds, outcome.rounds_all_cases, outcome.max_rounds),
         started_utc=outcome.started_utc,
         duration_s=outcome.duration_s,
         counts=counts,

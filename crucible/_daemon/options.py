@@ -107,22 +107,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
-    limits = DaemonLimits()
-    group = parser.add_argument_group("limits")
-    for f in LIMIT_FLAGS:
-        default = getattr(limits, f.field)
-        group.add_argument(
-            f.flag,
-            dest=f.field,
-            type=f.type,
-            default=None,
-            metavar=_metavar(f),
-            help=f"{f.help} (default {default})",
-        )
-    core = default_core_config()
-    group = parser.add_argument_group("CrucibleCore")
-    for f in CORE_FLAGS:
-        default = getattr(core, f.field)
+    _add_group(parser, "limits", LIMIT_FLAGS, DaemonLimits())
+    _add_group(parser, "CrucibleCore", CORE_FLAGS, default_core_config())
+
+
+def _add_group(
+    parser: argparse.ArgumentParser, title: str, flags: tuple[_Flag, ...], defaults: object
+) -> None:
+    """One option per flag, default None (unset: the dataclass default applies); the help
+    shows the default read from ``defaults``."""
+    group = parser.add_argument_group(title)
+    for f in flags:
         group.add_argument(
             f.flag,
             dest=f.field,
@@ -130,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default=None,
             choices=f.choices,
             metavar=_metavar(f),
-            help=f"{f.help} (default {default})",
+            help=f"{f.help} (default {getattr(defaults, f.field)})",
         )
 
 
