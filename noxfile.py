@@ -75,6 +75,14 @@ def perf_suites(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def perf_daemon(session: nox.Session) -> None:
+    """CrucibleCore through its daemon beside in-process, against the daemon's targets
+    (python -m perf.daemon_speed)."""
+    session.install("-e", ".[daemon]")
+    session.run("python", "-m", "perf.daemon_speed", *session.posargs)
+
+
+@nox.session(default=False)
 def perf_profile(session: nox.Session) -> None:
     """Capture memray and py-spy profiles of each coordinator (python -m perf profile)."""
     session.install("-e", ".[profile]")

@@ -19,13 +19,13 @@ import json
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from crucible import WorkSpec
 from crucible._measure import RunSpec, measure
 from crucible._workload import get_scenario
 
-COORDINATORS = ("reference", "data", "core")
+COORDINATORS = ("reference", "data", "core")  # reference first: ratios are to it
 
 
 def _spec(coordinator: str, pattern: str | None, seed: int) -> RunSpec:
@@ -43,25 +43,32 @@ def _peak_rss(coordinator: str) -> int:
     return int(json.loads(out)["peak_rss_bytes"])
 
 
-async def _rounds(rounds: int) -> dict[str, dict[str, list[float]]]:
+async def interleaved_rounds(
+    coordinators: Sequence[str], spec: Callable[[str, str | None, int], RunSpec], rounds: int
+) -> dict[str, dict[str, list[float]]]:
+    """Per coordinator, one figure a round: ``throughput_eps`` of an unpaced run,
+    ``ratio_to_first`` (its throughput over the first coordinator's in the same round) and
+    ``steady_p99_s`` (p99 latency at the steady pattern). The order rotates each round, so
+    every coordinator runs first, middle and last equally often."""
     figures: dict[str, dict[str, list[float]]] = {
-        c: {"throughput_eps": [], "ratio_to_reference": [], "steady_p99_s": []}
-        for c in COORDINATORS
+        c: {"throughput_eps": [], "ratio_to_first": [], "steady_p99_s": []} for c in coordinators
     }
+    n = len(coordinators)
     for r in range(rounds):
-        order = COORDINATORS[r % 3 :] + COORDINATORS[: r % 3]
+        order = [*coordinators[r % n :], *coordinators[: r % n]]
         round_eps: dict[str, float] = {}
         for coordinator in order:
-            result = await measure(_spec(coordinator, None, r))
+            result = await measure(spec(coordinator, None, r))
             round_eps[coordinator] = result.throughput_eps
-        for coordinator in COORDINATORS:
+        for coordinator in coordinators:
             figures[coordinator]["throughput_eps"].append(round_eps[coordinator])
-            figures[coordinator]["ratio_to_reference"].append(
-                round_eps[coordinator] / round_eps["reference"]
+            figures[coordinator]["ratio_to_first"].append(
+                round_eps[coordinator] / round_eps[coordinators[0]]
             )
         for coordinator in order:
-            steady = await measure(_spec(coordinator, "steady", r))
-            assert steady.latency_p99_s is not None
+            steady = await measure(spec(coordinator, "steady", r))
+            if steady.latency_p99_s is None:
+                raise RuntimeError(f"{coordinator}: the steady run recorded no latency")
             figures[coordinator]["steady_p99_s"].append(steady.latency_p99_s)
     return figures
 
@@ -71,10 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    figures = asyncio.run(_rounds(args.rounds))
+    figures = asyncio.run(interleaved_rounds(COORDINATORS, _spec, args.rounds))
     summary = {
         c: {
-            **{f"median_{k}": statistics.median(v) for k, v in figures[c].items()},
+            "median_throughput_eps": statistics.median(figures[c]["throughput_eps"]),
+            "median_ratio_to_reference": statistics.median(figures[c]["ratio_to_first"]),
+            "median_steady_p99_s": statistics.median(figures[c]["steady_p99_s"]),
             "peak_rss_bytes": _peak_rss(c),
             "rounds": args.rounds,
         }
