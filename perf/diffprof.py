@@ -78,9 +78,11 @@ def diff_shares(
     samples: tuple[int, int] | None = None,
     top: int = DEFAULT_TOP_ROWS,
 ) -> tuple[DiffRow, ...]:
-    """Rows for the ``top`` functions whose share changed most (absolute change to 0.01
-    percentage points, then the larger share, then name). ``samples`` (base, head) gives
-    each row a binomial sampling error."""
+    """Rows for the ``top`` functions whose share grew most, then those whose share fell
+    most (change to 0.01 percentage points, then the larger share, then name). Shares sum
+    to one, so a function that got slower takes share from all the others: a large
+    function's share falls with nothing changed in it, and must not outrank the one that
+    grew. ``samples`` (base, head) gives each row a binomial sampling error."""
     if top < 1:
         raise ValueError("top must be >= 1")
     rows = []
@@ -104,7 +106,12 @@ def diff_shares(
     # Changes equal to 0.01 pp rank by the larger share, so that unchanged rows are the
     # functions that matter rather than an arbitrary few.
     rows.sort(
-        key=lambda r: (-round(abs(r.change_pp), 2), -max(r.base_share, r.head_share), r.function)
+        key=lambda r: (
+            round(r.change_pp, 2) <= 0,
+            -round(abs(r.change_pp), 2),
+            -max(r.base_share, r.head_share),
+            r.function,
+        )
     )
     return tuple(rows[:top])
 

@@ -32,6 +32,16 @@ def test_rows_rank_by_size_of_change() -> None:
     assert rows[1].change_pp == pytest.approx(-10.0)
 
 
+def test_a_small_growth_outranks_a_large_fall() -> None:
+    # publish got 4 % slower: its share grows by about 3 pp, and the big worker loop's
+    # share falls by more with nothing changed in it.
+    base = {"work (w.py)": 0.60, "publish (p.py)": 0.10, "other (o.py)": 0.30}
+    head = {"work (w.py)": 0.56, "publish (p.py)": 0.13, "other (o.py)": 0.31}
+    rows = diff_shares(base, head)
+    assert [r.function for r in rows] == ["publish (p.py)", "other (o.py)", "work (w.py)"]
+    assert rows[2].change_pp == pytest.approx(-4.0)
+
+
 def test_ties_break_by_name_and_top_limits() -> None:
     rows = diff_shares({"b": 0.1, "a": 0.1}, {}, top=1)
     assert [r.function for r in rows] == ["a"]
