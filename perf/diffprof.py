@@ -105,15 +105,13 @@ def diff_shares(
         )
     # Changes equal to 0.01 pp rank by the larger share, so that unchanged rows are the
     # functions that matter rather than an arbitrary few.
-    rows.sort(
-        key=lambda r: (
-            round(r.change_pp, 2) <= 0,
-            -round(abs(r.change_pp), 2),
-            -max(r.base_share, r.head_share),
-            r.function,
-        )
-    )
+    rows.sort(key=_rank)
     return tuple(rows[:top])
+
+
+def _rank(row: DiffRow) -> tuple[bool, float, float, str]:
+    change = round(row.change_pp, 2)
+    return (change <= 0, -abs(change), -max(row.base_share, row.head_share), row.function)
 
 
 def cpu_diff(

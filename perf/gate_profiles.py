@@ -89,9 +89,9 @@ def differentials(
 ) -> ProfileSection:
     """For each failed comparison (up to MAX_DIFFERENTIALS distinct coordinator and
     scenario pairs), profile base and head and write the functions whose share of CPU
-    samples and of allocated bytes grew most (then fell most) to ``differential.md``. A pair whose
-    profile would end after ``deadline`` (``time.monotonic()``; estimated from the last
-    one) is left out, and the notes say so."""
+    samples and of allocated bytes grew most (then fell most) to ``differential.md``. A
+    pair whose profile would end after ``deadline`` (``time.monotonic()``; estimated from
+    the last one) is left out, and the notes say so."""
     from perf.profile import differential
 
     pairs: list[tuple[str, str]] = []
