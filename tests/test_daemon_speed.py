@@ -10,7 +10,6 @@ import pytest
 from perf import daemon_speed
 from perf.daemon_speed import STEADY_P99_TARGET_S, THROUGHPUT_TARGET_EPS, summarize, targets
 
-
 _CORE_EPS = [80_000.0, 90_000.0, 85_000.0]
 
 
