@@ -110,20 +110,26 @@ class GateConfig:
 
 @dataclass(slots=True)
 class RoundSamples:
-    """Samples per side, benchmark and metric; index i of every list is round i."""
+    """Samples per side, benchmark and metric, in the order measured (a case left out of a
+    round has no entry for it); and the calibration kernel's time per round, where a round
+    timed it (only runs that compare with or write a baseline do)."""
 
     calibration_s: dict[str, list[float]] = field(default_factory=dict)
     values: dict[str, dict[str, dict[str, list[float | None]]]] = field(default_factory=dict)
+    counted: dict[str, int] = field(default_factory=dict)
 
     def add(self, side: str, document: Mapping[str, Any]) -> None:
-        self.calibration_s.setdefault(side, []).append(float(document["calibration"]["seconds"]))
+        self.counted[side] = self.counted.get(side, 0) + 1
+        calibration = document.get("calibration")
+        if calibration is not None:
+            self.calibration_s.setdefault(side, []).append(float(calibration["seconds"]))
         per_side = self.values.setdefault(side, {})
         for bench, metrics in document["samples"].items():
             for metric, value in metrics.items():
                 per_side.setdefault(bench, {}).setdefault(metric, []).append(value)
 
     def rounds(self, side: str) -> int:
-        return len(self.calibration_s.get(side, []))
+        return self.counted.get(side, 0)
 
 
 def gated_keys(plan: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
@@ -592,7 +598,14 @@ def _measure_and_decide(
         work = Path(tmp)
         _write_json(
             work / "plan.json",
-            {"set": config.set_name, "cases": plan, "coordinators": list(config.coordinators)},
+            {
+                "set": config.set_name,
+                "cases": plan,
+                "coordinators": list(config.coordinators),
+                # The kernel (~0.3 s a worker) puts a baseline from another machine on this
+                # machine's scale; paired base-vs-head rounds have no use for it.
+                "calibrate": config.mode is not Mode.PR or config.write_baseline,
+            },
         )
         if config.mode is Mode.PR:
             assert base_commit is not None

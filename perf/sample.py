@@ -76,8 +76,9 @@ def measure_case(
 
 
 def _setup(plan: dict[str, Any]) -> tuple[dict[str, Any], list[Case]]:
-    """Everything before the first case: the calibration kernel and a warm-up workload of
-    each coordinator (imports and first-use caches out of the first case's figures)."""
+    """Everything before the first case: the calibration kernel (unless the plan says
+    ``"calibrate": false``) and a warm-up workload of each coordinator (imports and
+    first-use caches out of the first case's figures)."""
     import crucible
     from crucible._measure import RunSpec
     from crucible._workload import get_scenario
@@ -93,11 +94,16 @@ def _setup(plan: dict[str, Any]) -> tuple[dict[str, Any], list[Case]]:
         Case(definitions[(item["suite"], item["case"])], item["coordinator"])
         for item in plan["cases"]
     ]
+    calibration = (
+        {"version": CALIBRATION_VERSION, "seconds": calibrate()}
+        if plan.get("calibrate", True)
+        else None
+    )
     hello: dict[str, Any] = {
         "schema_version": SAMPLE_SCHEMA_VERSION,
         "crucible_file": str(Path(crucible.__file__).resolve()),
         "pid": os.getpid(),
-        "calibration": {"version": CALIBRATION_VERSION, "seconds": calibrate()},
+        "calibration": calibration,
     }
     for coordinator in plan["coordinators"]:
         spec = RunSpec(coordinator=coordinator, scenario=get_scenario("light"))

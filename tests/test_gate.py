@@ -200,6 +200,40 @@ def test_sample_worker_honours_warmup_and_traced_requests(monkeypatch: pytest.Mo
     assert calls == [(3, True, True), (3, False, False), (1, False, True)]
 
 
+def test_rounds_are_counted_with_or_without_a_calibration_figure() -> None:
+    samples = RoundSamples()
+    samples.add("head", {"calibration": None, "samples": {"s.a.core": {"time": 1.0}}})
+    samples.add("head", {"calibration": None, "samples": {}})  # a round of other cases
+    samples.add("base", _round({"s.a.core": {"time": 1.0}}))
+    assert samples.rounds("head") == 2
+    assert samples.rounds("base") == 1
+    assert samples.calibration_s == {"base": [0.01]}
+    assert samples.values["head"]["s.a.core"]["time"] == [1.0]
+
+
+@pytest.mark.parametrize(("flag", "timed"), [({}, True), ({"calibrate": False}, False)])
+def test_sample_worker_times_the_kernel_only_when_the_plan_asks(
+    monkeypatch: pytest.MonkeyPatch, flag: dict[str, bool], timed: bool
+) -> None:
+    import perf.calibration as calibration
+    import perf.sample as sample
+
+    kernel_runs: list[int] = []
+
+    def calibrate() -> float:
+        kernel_runs.append(1)
+        return 0.02
+
+    monkeypatch.setattr(calibration, "calibrate", calibrate)
+    plan = {"set": "smoke", "cases": [], "coordinators": ["core"], **flag}
+    hello, cases = sample._setup(plan)
+    assert cases == []
+    assert kernel_runs == ([1] if timed else [])
+    assert hello["calibration"] == (
+        {"version": calibration.CALIBRATION_VERSION, "seconds": 0.02} if timed else None
+    )
+
+
 def _synthetic_rounds(head_ratio: dict[str, float], calls: list[list[int]]) -> object:
     """A stand-in for perf.gate._run_rounds: each round adds base and head samples of the
     chosen cases; head is base times its case's ratio, with noise that makes 'flat'
