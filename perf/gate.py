@@ -522,7 +522,8 @@ def _initial_rounds(config: GateConfig, policy: Policy, n_keys: int) -> int:
     if config.rounds is not None:
         return config.rounds
     # Holm divides alpha by the number of comparisons: with n rounds the smallest
-    # two-sided Wilcoxon p is 2 / 2**n, which must clear alpha / comparisons.
+    # one-sided Wilcoxon p is 1 / 2**n, which must clear alpha / comparisons (the count
+    # below is the two-sided one: one round to spare).
     needed = math.ceil(math.log2(2 * max(n_keys, 1) / policy.alpha)) + 1
     return max(policy.min_rounds, needed)
 

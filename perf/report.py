@@ -92,8 +92,8 @@ class ComparisonRow:
     """One gate comparison, ready to print. ``change_*_pct`` are signed changes of the
     metric (``(ratio - 1) x 100``); ``worse_pct`` is the change in its bad direction.
     ``detectable`` tells whether this run could have caught a threshold-sized change
-    (``min_detectable_pct <= threshold_pct``); ``improved`` marks a significant change in
-    the good direction whose whole interval clears the noise floor."""
+    (``min_detectable_pct <= threshold_pct``); ``improved`` marks a change in the good
+    direction whose whole interval clears the noise floor."""
 
     benchmark: str
     metric: str
@@ -274,8 +274,8 @@ def _worse_interval_pct(c: Comparison) -> tuple[float, float]:
     return min(ends), max(ends)
 
 
-def comparison_row(c: Comparison, alpha: float = 0.05) -> ComparisonRow:
-    """A gate comparison as a printable row (``alpha`` decides ``improved``)."""
+def comparison_row(c: Comparison) -> ComparisonRow:
+    """A gate comparison as a printable row."""
     _, worse_high = _worse_interval_pct(c)
     change_low, change_high = sorted(((c.ci_low - 1.0) * 100.0, (c.ci_high - 1.0) * 100.0))
     return ComparisonRow(
@@ -296,7 +296,8 @@ def comparison_row(c: Comparison, alpha: float = 0.05) -> ComparisonRow:
         noise_pct=c.noise_pct,
         min_detectable_pct=c.min_detectable_pct,
         detectable=c.min_detectable_pct <= c.threshold_pct,
-        improved=(c.verdict is Verdict.PASS and c.p_adjusted < alpha and worse_high < -c.noise_pct),
+        # The test looks for regressions only; an improvement is judged by its interval.
+        improved=(c.verdict is Verdict.PASS and worse_high < -c.noise_pct),
         n_base=c.n_base,
         n_head=c.n_head,
         reason=c.reason,
@@ -551,15 +552,13 @@ def build_report(
     analysis: Analysis | None = None,
     *,
     link_base: str | None = None,
-    alpha: float = 0.05,
 ) -> ReportData:
     """The report's data from a gate outcome and (optionally) the architecture analysis.
 
     ``link_base`` prefixes artifact links (for example the URL of the run's CI artifact);
-    without it links are relative to the run folder. ``alpha`` decides which passing
-    comparisons count as significant improvements.
+    without it links are relative to the run folder.
     """
-    rows = _sorted_rows(comparison_row(c, alpha) for c in outcome.comparisons)
+    rows = _sorted_rows(comparison_row(c) for c in outcome.comparisons)
     counts = {v.value: sum(r.verdict == v.value for r in rows) for v in Verdict}
     counts["total"] = len(rows)
     regressions = tuple(r for r in rows if r.verdict == "fail")

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_CONFIDENCE",
     "DEFAULT_N_BOOT",
     "DEGENERATE_P_FLOOR",
+    "Alternative",
     "CIMethod",
     "RatioEstimate",
     "Samples",
@@ -53,8 +54,8 @@ Samples = Sequence[float] | FloatArray
 
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_N_BOOT = 2000
-# A test whose smallest attainable two-sided p-value is above this can never show a change
-# at the conventional alpha; it is reported as degenerate (p = 1.0) rather than run.
+# A test whose smallest attainable p-value is above this can never show a change at the
+# conventional alpha; it is reported as degenerate (p = 1.0) rather than run.
 DEGENERATE_P_FLOOR = 0.05
 # Bootstrap resamples are drawn in blocks of this many to bound memory on long series.
 _BOOT_BLOCK = 256
@@ -91,9 +92,22 @@ class RatioEstimate:
         return (self.ci_high - self.ci_low) / 2.0 * 100.0
 
 
+class Alternative(StrEnum):
+    """What a test of "no change" is against, in terms of the ratio ``head / base``.
+
+    ``GREATER``: head measured more (ratio above 1); ``LESS``: head measured less;
+    ``TWO_SIDED``: either. A gate that fails only regressions tests one side, the metric's
+    bad direction: its false failures then happen at rate alpha, not alpha / 2.
+    """
+
+    TWO_SIDED = "two-sided"
+    GREATER = "greater"
+    LESS = "less"
+
+
 @dataclass(frozen=True, slots=True)
 class Significance:
-    """Outcome of a two-sided test of "no change".
+    """Outcome of a test of "no change" against ``alternative``.
 
     ``n`` is the number of observations the test used (signed-rank: non-zero log ratios;
     Mann-Whitney: both samples together). ``min_attainable_p`` is the smallest p-value the
@@ -108,6 +122,7 @@ class Significance:
     min_attainable_p: float
     degenerate: bool
     note: str
+    alternative: Alternative = Alternative.TWO_SIDED
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +303,9 @@ def ratio_ci_unpaired(
     )
 
 
-def _degenerate(test: str, n: int, min_p: float, note: str) -> Significance:
+def _degenerate(
+    test: str, n: int, min_p: float, note: str, alternative: Alternative
+) -> Significance:
     return Significance(
         test=test,
         p_value=1.0,
@@ -297,12 +314,22 @@ def _degenerate(test: str, n: int, min_p: float, note: str) -> Significance:
         min_attainable_p=min_p,
         degenerate=True,
         note=note,
+        alternative=alternative,
     )
 
 
-def paired_test(ratios: Samples) -> Significance:
-    """Wilcoxon signed-rank test of "the log ratios are centred on 0" (no change), two-sided.
+def _sides(alternative: Alternative | str) -> tuple[Alternative, int]:
+    """The alternative, and how many tails its smallest p-value counts (2 or 1)."""
+    chosen = Alternative(alternative)
+    return chosen, 2 if chosen is Alternative.TWO_SIDED else 1
 
+
+def paired_test(
+    ratios: Samples, alternative: Alternative | str = Alternative.TWO_SIDED
+) -> Significance:
+    """Wilcoxon signed-rank test of "the log ratios are centred on 0" (no change).
+
+    ``alternative``: two-sided, or one-sided ``GREATER`` (head above base) / ``LESS``.
     Uses ``scipy.stats.wilcoxon`` on ``log(ratios)`` after dropping exact zeros (ratio 1.0,
     the classic "wilcox" treatment); exact null distribution for n <= 50 without ties, the
     normal approximation otherwise. Assumes independent rounds whose log ratios are
@@ -311,26 +338,31 @@ def paired_test(ratios: Samples) -> Significance:
 
     Degenerate, reported with ``p_value = 1.0`` and ``degenerate = True``: every ratio is
     exactly 1 (nothing to test), or so few non-zero log ratios remain that the smallest
-    attainable p-value, ``2 / 2**n``, exceeds ``DEGENERATE_P_FLOOR`` (n < 6).
+    attainable p-value, ``2 / 2**n`` two-sided or ``1 / 2**n`` one-sided, exceeds
+    ``DEGENERATE_P_FLOOR`` (n < 6 two-sided, n < 5 one-sided).
     """
+    chosen, tails = _sides(alternative)
     test = "wilcoxon signed-rank"
     logs = np.log(_as_samples(ratios, "ratios"))
     nonzero = logs[logs != 0.0]
     n = int(nonzero.size)
     if n == 0:
-        return _degenerate(test, 0, 1.0, f"all {logs.size} ratios are exactly 1: nothing to test")
-    min_p = min(1.0, 2.0 ** (1 - n))
+        return _degenerate(
+            test, 0, 1.0, f"all {logs.size} ratios are exactly 1: nothing to test", chosen
+        )
+    min_p = min(1.0, tails * 2.0**-n)
     if min_p > DEGENERATE_P_FLOOR:
         return _degenerate(
             test,
             n,
             min_p,
-            f"only {n} rounds differ; the two-sided test cannot go below p={min_p:.3g}",
+            f"only {n} rounds differ; the {chosen.value} test cannot go below p={min_p:.3g}",
+            chosen,
         )
-    result = sps.wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided")
+    result = sps.wilcoxon(nonzero, zero_method="wilcox", alternative=chosen.value)
     p_value = float(result.pvalue)
     if not math.isfinite(p_value):
-        return _degenerate(test, n, min_p, "scipy returned a non-finite p-value")
+        return _degenerate(test, n, min_p, "scipy returned a non-finite p-value", chosen)
     return Significance(
         test=test,
         p_value=p_value,
@@ -339,12 +371,16 @@ def paired_test(ratios: Samples) -> Significance:
         min_attainable_p=min_p,
         degenerate=False,
         note="",
+        alternative=chosen,
     )
 
 
-def unpaired_test(base: Samples, head: Samples) -> Significance:
-    """Mann-Whitney U test of "head and base come from one distribution", two-sided.
+def unpaired_test(
+    base: Samples, head: Samples, alternative: Alternative | str = Alternative.TWO_SIDED
+) -> Significance:
+    """Mann-Whitney U test of "head and base come from one distribution".
 
+    ``alternative``: two-sided, or one-sided ``GREATER`` (head tends above base) / ``LESS``.
     Uses ``scipy.stats.mannwhitneyu(head, base)``: exact for small samples without ties,
     otherwise the normal approximation with tie and continuity corrections. Valid for
     unequal sample sizes. Assumes independent samples within and between the sides; it
@@ -352,29 +388,34 @@ def unpaired_test(base: Samples, head: Samples) -> Significance:
 
     Degenerate, reported with ``p_value = 1.0`` and ``degenerate = True``: every sample on
     both sides is the same value, or the sides are so small that the smallest attainable
-    p-value, ``2 / C(n_base + n_head, n_base)``, exceeds ``DEGENERATE_P_FLOOR`` (for
-    example 3 against 3, or 2 against anything under 8).
+    p-value, ``2 / C(n_base + n_head, n_base)`` two-sided (half that one-sided), exceeds
+    ``DEGENERATE_P_FLOOR`` (two-sided: for example 3 against 3, or 2 against anything
+    under 8).
     """
+    chosen, tails = _sides(alternative)
     test = "mann-whitney u"
     base_array = _as_samples(base, "base")
     head_array = _as_samples(head, "head")
     n = int(base_array.size + head_array.size)
-    min_p = min(1.0, 2.0 / math.comb(n, int(base_array.size)))
+    min_p = min(1.0, tails / math.comb(n, int(base_array.size)))
     pooled = np.concatenate([base_array, head_array])
     if np.all(pooled == pooled[0]):
-        return _degenerate(test, n, min_p, f"all {n} samples are identical: nothing to test")
+        return _degenerate(
+            test, n, min_p, f"all {n} samples are identical: nothing to test", chosen
+        )
     if min_p > DEGENERATE_P_FLOOR:
         return _degenerate(
             test,
             n,
             min_p,
-            f"{base_array.size} base and {head_array.size} head samples; the two-sided test "
-            f"cannot go below p={min_p:.3g}",
+            f"{base_array.size} base and {head_array.size} head samples; the {chosen.value} "
+            f"test cannot go below p={min_p:.3g}",
+            chosen,
         )
-    result = sps.mannwhitneyu(head_array, base_array, alternative="two-sided")
+    result = sps.mannwhitneyu(head_array, base_array, alternative=chosen.value)
     p_value = float(result.pvalue)
     if not math.isfinite(p_value):
-        return _degenerate(test, n, min_p, "scipy returned a non-finite p-value")
+        return _degenerate(test, n, min_p, "scipy returned a non-finite p-value", chosen)
     return Significance(
         test=test,
         p_value=p_value,
@@ -383,6 +424,7 @@ def unpaired_test(base: Samples, head: Samples) -> Significance:
         min_attainable_p=min_p,
         degenerate=False,
         note="",
+        alternative=chosen,
     )
 
 

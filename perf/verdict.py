@@ -14,6 +14,7 @@ from enum import StrEnum
 from perf.errors import ExitCode, ResultError
 from perf.policy import Correction, Direction, Mode, Policy
 from perf.stats import (
+    Alternative,
     RatioEstimate,
     Samples,
     Significance,
@@ -62,8 +63,9 @@ class Comparison:
     """One benchmark metric, head against base.
 
     ``ratio`` is ``head / base`` (median of paired per-round ratios, or ratio of medians
-    when unpaired) with its interval ``[ci_low, ci_high]``; ``p_value`` is the raw two-sided
-    test, ``p_adjusted`` after the run's multiple-comparison correction. ``threshold_pct``,
+    when unpaired) with its interval ``[ci_low, ci_high]``; ``p_value`` is the raw one-sided
+    test against a change in the metric's bad ``direction`` (a regression), ``p_adjusted``
+    after the run's multiple-comparison correction. ``threshold_pct``,
     ``noise_pct`` (this run's A/A noise floor) and ``min_detectable_pct`` are percentages of
     change in the metric's bad ``direction``. ``reason`` says in one line why ``verdict``.
     """
@@ -258,6 +260,8 @@ def _measure(
     head_values = _checked(key, "head", head, _RERUN)
     threshold_pct = policy.threshold_pct(*key)
     direction = policy.direction(key[1])
+    # Only a regression fails a build, so the test is one-sided, towards the bad direction.
+    worse = Alternative.GREATER if direction == Direction.LOWER_IS_BETTER else Alternative.LESS
     if paired:
         if len(base_values) != len(head_values):
             raise ResultError(
@@ -268,12 +272,12 @@ def _measure(
             )
         ratios = paired_ratios(base_values, head_values)
         estimate = ratio_ci_paired(ratios, confidence=policy.confidence, seed=seed)
-        significance = paired_test(ratios)
+        significance = paired_test(ratios, worse)
     else:
         estimate = ratio_ci_unpaired(
             base_values, head_values, confidence=policy.confidence, seed=seed
         )
-        significance = unpaired_test(base_values, head_values)
+        significance = unpaired_test(base_values, head_values, worse)
     noise_pct = noise_floor_pct(
         base_values, head_values, paired=paired, confidence=policy.confidence, seed=seed
     )
@@ -302,7 +306,10 @@ def compare(
     ``paired`` (default: true in PR mode, false in baseline mode) selects the estimator and
     test: paired per-round ratios, their median with an exact interval and the Wilcoxon
     signed-rank test; or the ratio of medians with a seeded bootstrap interval and the
-    Mann-Whitney U test, for unequal sample counts. The noise floor comes from
+    Mann-Whitney U test, for unequal sample counts. Either test is one-sided, against a
+    change in the metric's bad direction: only a regression can fail a build, so the
+    correction's alpha is the rate of false failures, none of it spent on improvements
+    (whose intervals the reports judge). The noise floor comes from
     :func:`~perf.stats.noise_floor_pct`. Raw p-values are corrected across all comparisons
     of the run with ``policy.correction`` (Holm or Benjamini-Hochberg), then each comparison
     is decided by :func:`decide`. Results come sorted by benchmark, then metric.

@@ -182,6 +182,15 @@ def test_comparison_row_worse_and_change_for_both_directions() -> None:
     assert not lower.detectable or lower.min_detectable_pct <= lower.threshold_pct
 
 
+def test_an_improvement_is_judged_by_its_interval_not_the_regression_test() -> None:
+    # The p-value tests for a regression, so a real improvement has p near 1; its interval,
+    # wholly on the good side and beyond the noise floor, is what marks it.
+    clear = comparison_row(comp("a", 0.95, Verdict.PASS, p_adjusted=1.0))
+    within_noise = comparison_row(comp("b", 0.998, Verdict.PASS, p_adjusted=1.0))
+    assert clear.improved
+    assert not within_noise.improved
+
+
 def test_self_measurement_figures(tmp_path: Path) -> None:
     report = build_report(outcome(tmp_path, mixed(), machine=MACHINE))
     noise = report.noise

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from perf.stats import (
+    Alternative,
     CIMethod,
     RatioEstimate,
     benjamini_hochberg,
@@ -172,6 +173,36 @@ def test_signed_rank_too_few_rounds_is_degenerate() -> None:
     assert result.min_attainable_p == pytest.approx(0.0625)
 
 
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_signed_rank_one_sided_matches_scipy(alternative: str) -> None:
+    ratios = np.array([1.021, 0.994, 1.013, 1.030, 0.988, 1.007, 1.018, 1.025, 0.999, 1.011])
+    expected = sps.wilcoxon(np.log(ratios), alternative=alternative)
+    result = paired_test(ratios, alternative)
+    assert result.p_value == pytest.approx(float(expected.pvalue))
+    assert result.alternative is Alternative(alternative)
+
+
+def test_signed_rank_one_sided_halves_the_p_of_a_change_its_way_only() -> None:
+    up = [1.01, 1.02, 1.03, 1.04, 1.05, 1.06, 1.07, 1.08]
+    assert paired_test(up, Alternative.GREATER).p_value == pytest.approx(1 / 2**8)
+    assert paired_test(up, Alternative.LESS).p_value == pytest.approx(1.0)
+    assert paired_test(up).p_value == pytest.approx(2 / 2**8)
+
+
+def test_signed_rank_one_sided_degenerates_one_round_later() -> None:
+    # One-sided, 5 rounds can reach 1 / 32 < 0.05; 4 cannot (1 / 16).
+    assert not paired_test([1.1, 1.2, 1.3, 1.4, 1.5], Alternative.GREATER).degenerate
+    four = paired_test([1.1, 1.2, 1.3, 1.4], Alternative.GREATER)
+    assert four.degenerate
+    assert four.min_attainable_p == pytest.approx(1 / 16)
+    assert "greater" in four.note
+
+
+def test_an_unknown_alternative_is_refused() -> None:
+    with pytest.raises(ValueError, match="sideways"):
+        paired_test([1.01] * 8, "sideways")
+
+
 # --- unpaired_test (Mann-Whitney U) ---------------------------------------------------------
 
 
@@ -192,6 +223,24 @@ def test_mann_whitney_with_ties_matches_scipy() -> None:
     head = [2.0, 3.0, 3.0, 4.0, 4.0, 5.0, 5.0, 5.0, 6.0]
     expected = sps.mannwhitneyu(head, base, alternative="two-sided")
     assert unpaired_test(base, head).p_value == pytest.approx(float(expected.pvalue))
+
+
+def test_mann_whitney_one_sided_points_the_way_of_the_head() -> None:
+    base = [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0]
+    head = [2.0, 3.0, 3.0, 4.0, 4.0, 5.0, 5.0, 5.0, 6.0]
+    for alternative in ("greater", "less"):
+        expected = sps.mannwhitneyu(head, base, alternative=alternative)
+        result = unpaired_test(base, head, alternative)
+        assert result.p_value == pytest.approx(float(expected.pvalue))
+    assert (
+        unpaired_test(base, head, "greater").p_value
+        < 0.05
+        < unpaired_test(base, head, "less").p_value
+    )
+    # Complete separation, 3 against 3: 1 / 20 one-sided, exactly the floor, so it is run.
+    separated = unpaired_test([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], Alternative.GREATER)
+    assert not separated.degenerate
+    assert separated.p_value == pytest.approx(1 / math.comb(6, 3))
 
 
 def test_mann_whitney_all_identical_is_degenerate() -> None:

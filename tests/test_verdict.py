@@ -190,6 +190,25 @@ def test_throughput_drop_fails_and_rise_passes() -> None:
     assert risen.verdict is Verdict.PASS
 
 
+def test_the_test_looks_for_regressions_only() -> None:
+    # One-sided towards the bad direction: an improvement has a p near 1, a regression of
+    # the same size near 0, for a time (lower is better) and a throughput (higher is better).
+    base, head = _rounds(5, 20, 0.0)
+    time_key: SampleKey = ("s.case_core", "time")
+    eps_key: SampleKey = ("s.case_core", "throughput_eps")
+    slower = compare({time_key: base}, {time_key: head * 1.05}, PR)[0]
+    faster = compare({time_key: base}, {time_key: head / 1.05}, PR)[0]
+    assert slower.p_value < 0.001 < 0.999 < faster.p_value
+    assert (slower.verdict, faster.verdict) == (Verdict.FAIL, Verdict.PASS)
+    dropped = compare({eps_key: base}, {eps_key: head / 1.05}, PR)[0]
+    risen = compare({eps_key: base}, {eps_key: head * 1.05}, PR)[0]
+    assert dropped.p_value < 0.001 < 0.999 < risen.p_value
+    # Baseline mode (Mann-Whitney) likewise.
+    unpaired = compare({time_key: base[:12]}, {time_key: head * 1.05}, BASELINE)[0]
+    assert unpaired.p_value < 0.001
+    assert compare({time_key: base[:12]}, {time_key: head / 1.05}, BASELINE)[0].p_value > 0.999
+
+
 def test_comparison_fields_are_consistent() -> None:
     base, head = _rounds(8, 20, 0.05)
     comparison = compare({KEY: base}, {KEY: head}, PR)[0]
