@@ -83,7 +83,7 @@ def test_defaults_without_a_table() -> None:
     policy = load_policy('[project]\nname = "x"\n')
     assert policy == Policy(source="<pyproject text>")
     assert (policy.alpha, policy.correction, policy.confidence) == (0.05, Correction.HOLM, 0.95)
-    assert (policy.min_rounds, policy.max_rounds) == (10, 50)
+    assert (policy.min_rounds, policy.max_rounds) == (10, 70)
 
 
 @pytest.mark.parametrize(
