@@ -78,12 +78,13 @@ def measure_case(
 def _setup(plan: dict[str, Any]) -> tuple[dict[str, Any], list[Case]]:
     """Everything before the first case: the calibration kernel (unless the plan says
     ``"calibrate": false``) and a warm-up workload of each coordinator (imports and
-    first-use caches out of the first case's figures)."""
+    first-use caches out of the first case's figures). A crashed warm-up returns an error
+    hello naming the coordinator's benchmark label, and no cases."""
     import crucible
     from crucible._measure import RunSpec
     from crucible._workload import get_scenario
     from perf.calibration import CALIBRATION_VERSION, calibrate
-    from perf.cases import Case, case_definitions
+    from perf.cases import Case, case_definitions, coordinator_label
 
     definitions = {
         (d.suite, d.name): d
@@ -107,7 +108,14 @@ def _setup(plan: dict[str, Any]) -> tuple[dict[str, Any], list[Case]]:
     }
     for coordinator in plan["coordinators"]:
         spec = RunSpec(coordinator=coordinator, scenario=get_scenario("light"))
-        asyncio.run(_workloads(spec, 1))
+        try:
+            asyncio.run(_workloads(spec, 1))
+        except Exception as exc:  # named in the hello line; the gate refuses the round
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            return {
+                "error": f"warm-up workload crashed: {error}",
+                "bench": coordinator_label(coordinator),
+            }, []
     return hello, cases
 
 
@@ -127,10 +135,13 @@ def _case_result(case: Case, item: Mapping[str, Any], request: Mapping[str, Any]
 def serve(plan: dict[str, Any], requests: TextIO, replies: TextIO) -> int:
     """Answer the gate: a hello line once set up, then one reply line per request line
     (``{"case": i}`` measures case i of the plan, optionally with ``"warmup": false`` and
-    ``"traced": false``; ``{"op": "exit"}`` ends)."""
+    ``"traced": false``; ``{"op": "exit"}`` ends). A coordinator whose warm-up workload
+    crashes makes the hello line ``{"error": ..., "bench": label}`` and ends the worker."""
     hello, cases = _setup(plan)
     replies.write(json.dumps(hello, allow_nan=False) + "\n")
     replies.flush()
+    if "error" in hello:
+        return 1
     for line in requests:
         request = json.loads(line)
         if request.get("op") == "exit":

@@ -159,7 +159,7 @@ def test_repeats_merge_to_the_median_and_keep_missing_figures_missing() -> None:
 def test_unpaced_cases_repeat_and_paced_cases_do_not() -> None:
     from perf.gate import UNPACED_REPEATS, plan_cases
 
-    plan = [i for i in plan_cases("quick", ("core",), lambda case: 1) if i.get("gated", True)]
+    plan = [i for i in plan_cases("quick", ("core",)) if i.get("gated", True)]
     assert UNPACED_REPEATS > 1
     assert {item["repeats"] for item in plan if item["paced"]} == {1}
     assert {item["repeats"] for item in plan if not item["paced"]} == {UNPACED_REPEATS}
@@ -168,15 +168,13 @@ def test_unpaced_cases_repeat_and_paced_cases_do_not() -> None:
 def test_transport_case_is_measured_on_the_head_side_and_not_gated() -> None:
     from perf.gate import plan_cases
 
-    plan = plan_cases("quick", ("data", "core"), lambda case: 1)
+    plan = plan_cases("quick", ("data", "core"))
     daemon = [i for i in plan if i["coordinator"] == "core-daemon"]
     assert [i["bench"] for i in daemon] == ["daemon_performance.medium.core-daemon"]
     assert daemon[0]["sides"] == ["head"] and daemon[0]["gated"] is False
     assert all(bench != daemon[0]["bench"] for bench, _ in gated_keys(plan))
     # Without core there is nothing to set the daemon beside.
-    assert not [
-        i for i in plan_cases("quick", ("data",), lambda c: 1) if "daemon" in i["coordinator"]
-    ]
+    assert not [i for i in plan_cases("quick", ("data",)) if "daemon" in i["coordinator"]]
 
 
 def test_sample_worker_honours_warmup_and_traced_requests(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,6 +230,25 @@ def test_sample_worker_times_the_kernel_only_when_the_plan_asks(
     assert hello["calibration"] == (
         {"version": calibration.CALIBRATION_VERSION, "seconds": 0.02} if timed else None
     )
+
+
+def test_sample_worker_names_a_coordinator_whose_warm_up_crashes() -> None:
+    import io
+
+    import perf.sample as sample
+
+    plan = {
+        "set": "smoke",
+        "cases": [],
+        "coordinators": ["tests.gate_fixtures:CrashingCoordinator"],
+        "calibrate": False,
+    }
+    replies = io.StringIO()
+    assert sample.serve(plan, io.StringIO('{"case": 0}\n'), replies) == 1
+    (line,) = replies.getvalue().splitlines()  # the hello only; no request was answered
+    hello = json.loads(line)
+    assert hello["bench"] == "tests_gate_fixtures_CrashingCoordinator"
+    assert "warm-up workload crashed" in hello["error"] and "boom" in hello["error"]
 
 
 def _synthetic_rounds(head_ratio: dict[str, float], calls: list[list[int]]) -> object:
