@@ -151,10 +151,10 @@ def gated_keys(plan: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
 def plan_cases(set_name: str, coordinators: Sequence[str]) -> list[dict[str, Any]]:
     """The gated cases of a set (workload cases only: leak runs and sweeps are reported by
     the suites, not decided on here), with each case's loop count (its definition's, else
-    one workload an ask); and, when ``core``
-    is measured, the medium workload through the CrucibleCore daemon (``core-daemon``) on
-    the head side only, ungated: every report then shows what the socket transport costs
-    beside in-process ``core``, for one daemon start per round."""
+    one workload an ask); and, when ``core`` is measured, the medium workload through the
+    CrucibleCore daemon (``core-daemon``) on the head side only, ungated: every report then
+    shows what the socket transport costs beside in-process ``core``, for one daemon start
+    per round."""
     from perf.cases import DAEMON_COORDINATOR, SUITES, Kind, select_cases
 
     plan: list[dict[str, Any]] = []
