@@ -507,8 +507,9 @@ def _initial_rounds(config: GateConfig, policy: Policy, n_keys: int) -> int:
     if config.rounds is not None:
         return config.rounds
     # Holm divides alpha by the number of comparisons: with n rounds the smallest
-    # one-sided Wilcoxon p is 1 / 2**n, which must clear alpha / comparisons (the count
-    # below is the two-sided one: one round to spare).
+    # one-sided Wilcoxon p is 1 / 2**n, which must clear alpha / comparisons. The count
+    # below is the two-sided one plus one (12 rounds for 27 comparisons at alpha 0.05, as
+    # in the README's trials): two rounds to spare for rounds that differ the other way.
     needed = math.ceil(math.log2(2 * max(n_keys, 1) / policy.alpha)) + 1
     return max(policy.min_rounds, needed)
 

@@ -466,8 +466,10 @@ def _key_findings(
         for r in regressions[:5]
     ]
     out += [
-        f"Improvement: {r.benchmark} ({r.metric}) {_pct(-r.worse_pct)} better "
-        f"(p_adj {r.p_adjusted:.3g})."
+        # The p-value tests for a regression; an improvement is shown by its interval.
+        f"Improvement: {r.benchmark} ({r.metric}) {_pct(-r.worse_pct)} better (change "
+        f"{_pct(r.change_low_pct)} to {_pct(r.change_high_pct)}, clear of the "
+        f"{_pct(r.noise_pct, False)} noise floor)."
         for r in sorted(improvements, key=lambda r: r.worse_pct)[:3]
     ]
     if view is not None:

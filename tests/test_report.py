@@ -191,6 +191,14 @@ def test_an_improvement_is_judged_by_its_interval_not_the_regression_test() -> N
     assert not within_noise.improved
 
 
+def test_an_improvement_finding_quotes_its_interval_not_the_regression_p(tmp_path: Path) -> None:
+    better = comp("daemon_performance.light.core", 0.95, Verdict.PASS, p_adjusted=1.0)
+    report = build_report(outcome(tmp_path, [better], verdict=Verdict.PASS))
+    (finding,) = [f for f in report.key_findings if f.startswith("Improvement:")]
+    assert "+5.00 % better (change -5.50 % to -4.50 %, clear of the 0.40 % noise floor)" in finding
+    assert "p_adj" not in finding
+
+
 def test_self_measurement_figures(tmp_path: Path) -> None:
     report = build_report(outcome(tmp_path, mixed(), machine=MACHINE))
     noise = report.noise
