@@ -10,6 +10,7 @@ from typing import Any
 
 from crucible import Event
 from crucible._core import CoreConfig, CrucibleCore
+from crucible._protocol import Service
 
 
 class FakeClock:
@@ -103,7 +104,7 @@ async def spin(times: int = 20) -> None:
 
 @asynccontextmanager
 async def running(
-    *services: Svc, config: CoreConfig | None = None, **overrides: Any
+    *services: Service, config: CoreConfig | None = None, **overrides: Any
 ) -> AsyncIterator[CrucibleCore]:
     """A started core with ``services`` registered; stopped (and checked balanced) after."""
     overrides.setdefault("retry_backoff_s", 0.001)

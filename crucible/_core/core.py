@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crucible._core.balancing import make_balancer, roomiest
+from crucible._core.batch import BatchCall
 from crucible._core.breaker import BreakerState, CircuitBreaker
 from crucible._core.config import HEALTH_BASED, ROUND_ROBIN, CoreConfig
 from crucible._core.dedup import Deduplicator
@@ -168,6 +169,10 @@ class CrucibleCore:
         self._idle_workers: deque[asyncio.Future[None]] = deque()
         self._awake = 0
         self._calls = 0
+        # Batch calls with deliveries unanswered (a dict as an ordered set), and how many
+        # deliveries those are (see core.batch).
+        self._remote: dict[BatchCall, None] = {}
+        self._remote_calls = 0
         self._kick_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
@@ -224,6 +229,8 @@ class CrucibleCore:
                     fut.set_result(False)
             slot.ready = False
         self._ready.clear()
+        for call in list(self._remote):
+            self._end_remote_call(call, stopped=True)
         for w in self._workers:
             if w.task is not None:
                 tasks.append(w.task)
@@ -710,6 +717,9 @@ class CrucibleCore:
                 if ready and not self._kick_pending:
                     self._kick_pending = True
                     loop.call_soon(self._kick)
+                if slot.handle_batch is not None:
+                    self._send_batch(slot)
+                    continue
                 levels = queue.levels
                 room_waiters = slot.room_waiters
                 breaker = slot.breaker
@@ -791,6 +801,125 @@ class CrucibleCore:
             if self._running:
                 # Only a crash gets here while running (stop() resets the pool state).
                 self._awake -= 1
+
+    def _send_batch(self, slot: ServiceSlot) -> None:
+        """For a service with ``handle_batch`` (see ``batch``), claimed by a worker (one
+        unit of its ``in_flight``): send it up to ``_BATCH`` of its deliveries at once, as
+        many as its free concurrency allows, and release the claim without waiting; each
+        delivery holds a unit until it is answered (``_remote_outcome``)."""
+        queue = slot.queue
+        levels = queue.levels
+        room_waiters = slot.room_waiters
+        breaker = slot.breaker
+        room = min(_BATCH, self._service_concurrency - slot.in_flight + 1)
+        batch: list[Delivery] = []
+        budget = _BATCH
+        while queue.size and budget and len(batch) < room:
+            budget -= 1
+            # PriorityQueue.pop inlined: most urgent level first.
+            for level in levels:
+                if level:
+                    d = level.popleft()
+                    break
+            queue.size -= 1
+            if room_waiters:
+                self._wake_room(slot)
+            if not breaker.closed and not breaker.admit():
+                slot.refused += 1
+                self._dispatch(d, slot.name)
+                continue
+            batch.append(d)
+        k = len(batch)
+        slot.in_flight += k - 1  # the claim becomes the batch's units
+        if k:
+            call = BatchCall(slot, batch, self._remote_outcome)
+            self._remote[call] = None
+            self._remote_calls += k
+            handle_batch = slot.handle_batch
+            assert handle_batch is not None
+            try:
+                handle_batch(call, [d[0] for d in batch])
+            except Exception as exc:
+                for i in range(k):
+                    self._remote_outcome(call, i, exc)
+        if (
+            queue.size
+            and not slot.ready
+            and not slot.closed
+            and slot.in_flight < self._service_concurrency
+        ):
+            slot.ready = True
+            self._ready.append(slot)
+
+    def _remote_outcome(self, call: BatchCall, i: int, outcome: BaseException | None) -> None:
+        """Account the i-th delivery of a batch call as ``_work`` accounts a handler call
+        that returned (``outcome`` None) or raised ``outcome``; free its unit of the
+        service's concurrency, and put the service back in the ring if it has work."""
+        pending = call.pending
+        d = pending[i]
+        if d is None:
+            return  # answered already, or timed out or stopped
+        pending[i] = None
+        call.left -= 1
+        if not call.left:
+            self._remote.pop(call, None)
+        self._remote_calls -= 1
+        slot = call.slot
+        slot.in_flight -= 1
+        if outcome is None:
+            slot.delivered += 1
+            breaker = slot.breaker
+            if breaker.failures:
+                breaker.record_success()
+            ticket = d[2]
+            if ticket is None:
+                self._delivered += 1
+                self._in_flight -= 1
+                if not self._in_flight and self._idle is not None:
+                    self._now_idle()
+            else:
+                ticket[0] -= 1
+                if not ticket[0]:
+                    self._settle_ticket(ticket)
+        else:
+            self._on_failure(d, slot, DeadReason.ERROR, _describe(outcome))
+        if slot.queue.size and not slot.ready and not slot.closed and self._running:
+            slot.ready = True
+            self._ready.append(slot)
+            if self._awake <= self._calls:
+                self._wake_one()
+
+    def _end_remote_call(self, call: BatchCall, stopped: bool) -> None:
+        """Give up on the unanswered deliveries of ``call``: a timeout (each fails, and is
+        retried or dead-lettered) or ``stop`` (each is dead-lettered ``stopped``)."""
+        call.cancelled = True
+        self._remote.pop(call, None)
+        slot = call.slot
+        pending = call.pending
+        for i, d in enumerate(pending):
+            if d is None:
+                continue
+            pending[i] = None
+            call.left -= 1
+            self._remote_calls -= 1
+            slot.in_flight -= 1
+            if stopped:
+                if not slot.breaker.closed:
+                    slot.breaker.abandon_probe()
+                self._dead_letter(d, DeadReason.STOPPED, None, slot.name, 1)
+            else:
+                slot.timeouts += 1
+                self._on_failure(
+                    d,
+                    slot,
+                    DeadReason.TIMEOUT,
+                    f"TimeoutError: handler ran longer than {self._event_timeout_s} s",
+                )
+        if not stopped and slot.queue.size and not slot.ready and not slot.closed:
+            slot.ready = True
+            self._ready.append(slot)
+            if self._awake <= self._calls:
+                self._wake_one()
 
     def _on_failure(self, d: Delivery, slot: ServiceSlot, reason: DeadReason, error: str) -> None:
         slot.failed += 1
@@ -904,10 +1033,10 @@ class CrucibleCore:
     # ------------------------------------------------------------------ background
 
     async def _watchdog(self) -> None:
-        """Cancel handler calls that overrun event_timeout_s. Each call has its own
-        delivery tuple, so a call is recognised across ticks by ``worker.current`` and the
-        hot path reads no clock; a call is cancelled no earlier than the timeout and at
-        most two ticks after it."""
+        """Cancel handler calls (and time out batch calls) that overrun event_timeout_s.
+        Each call has its own delivery tuple, so a call is recognised across ticks by
+        ``worker.current`` and the hot path reads no clock; a call is cancelled no earlier
+        than the timeout and at most two ticks after it."""
         timeout = self._event_timeout_s
         interval = min(max(timeout / 4, 0.001), 1.0)
         clock = self._clock
@@ -924,6 +1053,12 @@ class CrucibleCore:
                 elif not w.timed_out and now - w.seen_at >= timeout and w.task is not None:
                     w.timed_out = True
                     w.task.cancel()
+            # Batch calls likewise, by when a tick first saw them unanswered.
+            for call in list(self._remote):
+                if call.seen is None:
+                    call.seen = now
+                elif now - call.seen >= timeout:
+                    self._end_remote_call(call, stopped=False)
 
     async def _health_loop(self) -> None:
         interval = self.config.health_check_interval_s
@@ -1060,7 +1195,7 @@ class CrucibleCore:
         return CoreMetrics(
             running=self._running,
             queue_depth=sum(m.queue_depth for m in services.values()),
-            calls_in_flight=self._calls,
+            calls_in_flight=self._calls + self._remote_calls,
             awaiting_retry=len(self._parked),
             waiting_publishers=len(self._waiting),
             workers=len(self._workers),

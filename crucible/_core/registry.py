@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from crucible._core.batch import BatchCall, remote_batch_handler
 from crucible._core.breaker import BreakerState, CircuitBreaker
 from crucible._core.queues import PriorityQueue
 from crucible._events import Event
@@ -91,6 +92,7 @@ class ServiceSlot:
         "delivered",
         "failed",
         "handle",
+        "handle_batch",
         "healthy",
         "in_flight",
         "name",
@@ -108,6 +110,10 @@ class ServiceSlot:
     def __init__(self, service: Service, weight: float, breaker: CircuitBreaker) -> None:
         self.service = service
         self.handle = service.handle  # bound once, not per call
+        # Services reached over a connection take several deliveries at once (core.batch).
+        self.handle_batch: Callable[[BatchCall, list[Event]], None] | None = remote_batch_handler(
+            service
+        )
         self.name = service.name
         self.role = service.role
         self.weight = weight

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 from crucible._core import CoreConfig, CrucibleCore, DeadLetter
+from crucible._core.batch import BatchCall
 from crucible._daemon.codec import (
     BACKREF_WINDOW,
     CACHE_EVENT_BYTES,
@@ -146,32 +147,60 @@ class RemoteService:
     def healthy(self) -> bool:
         return self._healthy and not self._conn.lost
 
-    def handle(self, event: Event) -> asyncio.Future[None]:
-        """Send ``event`` to the service and return its ack: a future that completes when
-        the service acks, fails with RemoteHandlerError when it nacks and with
-        ServiceDisconnected when it goes away. The core awaits it as it would a handler
-        coroutine (a future rather than a coroutine: one object less per delivery); when
-        the core cancels it (event timeout, stop) the service is sent a CANCEL."""
+    async def handle(self, event: Event) -> None:
+        """Send ``event`` to the service and wait for its ack: raises RemoteHandlerError
+        when the service nacks and ServiceDisconnected when it goes away. CrucibleCore uses
+        ``handle_batch``; this is the one-event form, for callers that await."""
+        loop = self._conn.loop
+        done: asyncio.Future[None] = loop.create_future()
+
+        def answered(_call: BatchCall, _i: int, outcome: BaseException | None) -> None:
+            if done.done():
+                return
+            if outcome is None:
+                done.set_result(None)
+            else:
+                done.set_exception(outcome)
+
+        call = BatchCall(cast(Any, None), [cast(Any, event)], answered)
+        self.handle_batch(call, [event])
+        try:
+            await done
+        except asyncio.CancelledError:
+            call.cancelled = True  # the sweep sends CANCEL
+            raise
+
+    def handle_batch(self, call: BatchCall, events: list[Event]) -> None:
+        """Send ``events`` to the service, each a delivery of its own, and answer ``call``
+        for each as its ack (None), nack (RemoteHandlerError) or the loss of the
+        connection (ServiceDisconnected) arrives. When the core gives up on the call
+        (``call.cancelled``: timeout, stop), the service is sent a CANCEL for the
+        deliveries it still holds."""
         conn = self._conn
-        fut: asyncio.Future[None] = conn.loop.create_future()
         if conn.lost:
-            fut.set_exception(ServiceDisconnected(f"service {self.name!r} is disconnected"))
-            return fut
-        # Conn.deliver, inlined: this runs once per delivery.
-        conn._seq = seq = conn._seq + 1
-        conn.pending[seq] = fut
-        wire = getattr(event, "wire", None)
-        if wire is None:
-            wire = event_fields(event)
-        size = event.size_bytes
+            for i in range(len(events)):
+                call.settle(i, ServiceDisconnected(f"service {self.name!r} is disconnected"))
+            return
+        sid = self.sid
+        pending = conn.pending
         out = conn._out
-        out.append((seq, self.sid, event.retry_count, wire, size))
-        conn._out_bytes += size + _EVENT_OVERHEAD_BYTES
+        seq = conn._seq
+        added = 0
+        for i, event in enumerate(events):
+            seq += 1
+            pending[seq] = (call, i)
+            wire = getattr(event, "wire", None)
+            if wire is None:
+                wire = event_fields(event)
+            size = event.size_bytes
+            out.append((seq, sid, event.retry_count, wire, size))
+            added += size + _EVENT_OVERHEAD_BYTES
+        conn._seq = seq
+        conn._out_bytes += added
         if len(out) >= _DELIVER_FLUSH_AT or conn._out_bytes >= conn.half_frame_bytes:
             conn._flush()
         elif not conn._flush_scheduled:
             conn.schedule_flush()
-        return fut
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,7 +496,8 @@ class _Conn(asyncio.Protocol):
         self._backlog: deque[_Frame] = deque()
         # service
         self.services: dict[int, RemoteService] = {}
-        self.pending: dict[int, asyncio.Future[None]] = {}
+        # Deliveries awaiting an ack: seq -> (the batch call, index in it).
+        self.pending: dict[int, tuple[BatchCall, int]] = {}
         self._sweep_timer: asyncio.TimerHandle | None = None
         self._sweep_s = min(max(server.core.config.event_timeout_s / 4, 0.01), 1.0)
         self._seq = 0
@@ -819,9 +849,8 @@ class _Conn(asyncio.Protocol):
                 _run_now(core.unregister(service.name))
             _log.info("service %r disconnected", service.name)
         pending, self.pending = self.pending, {}
-        for fut in pending.values():
-            if not fut.done():
-                fut.set_exception(ServiceDisconnected("the service's connection dropped"))
+        for call, i in pending.values():
+            call.settle(i, ServiceDisconnected("the service's connection dropped"))
 
     def schedule_flush(self) -> None:
         """Send the queued deliveries soon: at the end of this loop iteration if the service
@@ -868,8 +897,11 @@ class _Conn(asyncio.Protocol):
                     sent[id(wire)] = (token, wire)
             items += (seq, sid, retry, token)
         self._next_token = first + len(events)
-        while len(sent) > BACKREF_WINDOW:
-            del sent[next(iter(sent))]
+        if len(sent) > 2 * BACKREF_WINDOW:
+            # Forget the events too old to be named, all at once (deleting a dict's oldest
+            # entry one at a time makes the next lookup of the oldest slower and slower).
+            horizon = self._next_token - BACKREF_WINDOW
+            self._sent = {k: v for k, v in sent.items() if v[0] >= horizon}
         try:
             body = encode_body([DELIVER, first, events, items])
         except (TypeError, ValueError) as exc:
@@ -895,9 +927,9 @@ class _Conn(asyncio.Protocol):
         self.transport.write(pack_frame(body))
 
     def _nack_locally(self, seq: int, error: str) -> None:
-        fut = self.pending.pop(seq, None)
-        if fut is not None and not fut.done():
-            fut.set_exception(RemoteHandlerError(error))
+        entry = self.pending.pop(seq, None)
+        if entry is not None:
+            entry[0].settle(entry[1], RemoteHandlerError(error))
 
     def _sweep(self) -> None:
         """Calls the core gave up on (timed out, or the core stopped) have cancelled futures:
@@ -906,7 +938,7 @@ class _Conn(asyncio.Protocol):
         if self.lost:
             return
         pending = self.pending
-        gone = [seq for seq, fut in pending.items() if fut.cancelled()]
+        gone = [seq for seq, (call, _) in pending.items() if call.cancelled]
         for seq in gone:
             del pending[seq]
         if gone:
@@ -919,19 +951,21 @@ class _Conn(asyncio.Protocol):
             raise ProtocolError(
                 ErrorCode.MALFORMED, "ACK must be [25, [seq, ...], [[seq, error], ...]]"
             )
-        pending = self.pending
+        pop = self.pending.pop
         for seq in f[1]:
-            fut = pending.pop(seq, None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+            entry = pop(seq, None)
+            if entry is not None:
+                entry[0].settle(entry[1], None)
         for seq, error in f[2]:
-            fut = pending.pop(seq, None)
-            if fut is not None and not fut.done():
-                fut.set_exception(
-                    RemoteHandlerError(error if isinstance(error, str) and error else "failed")
+            entry = pop(seq, None)
+            if entry is not None:
+                entry[0].settle(
+                    entry[1],
+                    RemoteHandlerError(error if isinstance(error, str) and error else "failed"),
                 )
-        if self._out:
-            # After the workers these acks resume have queued their next deliveries.
+        if self._out or f[1] or f[2]:
+            # The answers freed room: a worker woken by them sends the service's next
+            # deliveries; this flush runs after it (call_soon keeps order) and sends them.
             if self._flush_timer is not None:
                 self._flush_timer.cancel()
                 self._flush_timer = None

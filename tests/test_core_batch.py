@@ -1,0 +1,166 @@
+"""CrucibleCore with a service that takes batch calls (``handle_batch``, core.batch): each
+delivery keeps its own outcome, timeout, retry and accounting, and is accounted as soon as
+it is answered."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+
+from crucible import Event
+from crucible._core import BreakerState, DeadReason
+from crucible._core.batch import BatchCall
+
+from .conftest import make_event
+from .test_core_support import running, spin, until
+
+
+class BatchSvc:
+    """A service answering batch calls on the next loop turn, as a remote one would: ids in
+    ``fail`` are nacked, ids in ``hang`` never answered. Records each batch's ids, how many
+    calls it held at most at once, and the calls still unanswered."""
+
+    def __init__(self, name: str, *, fail: Collection[str] = (), hang: Collection[str] = ()):
+        self.name = name
+        self.role = name.split("-")[0]
+        self.fail = set(fail)
+        self.hang = set(hang)
+        self.batches: list[list[str]] = []
+        self.open: list[tuple[BatchCall, int]] = []
+        self.outstanding = 0
+        self.max_outstanding = 0
+
+    async def handle(self, event: Event) -> None:
+        raise AssertionError("the core must use handle_batch")
+
+    def healthy(self) -> bool:
+        return True
+
+    def handle_batch(self, call: BatchCall, events: list[Event]) -> None:
+        loop = asyncio.get_running_loop()
+        self.batches.append([e.id for e in events])
+        self.outstanding += len(events)
+        self.max_outstanding = max(self.max_outstanding, self.outstanding)
+        for i, event in enumerate(events):
+            if event.id in self.hang:
+                self.open.append((call, i))
+                continue
+            error = None
+            if event.id in self.fail:
+                error = RuntimeError(f"{self.name} refused {event.id}")
+            loop.call_soon(self._answer, call, i, error)
+
+    def _answer(self, call: BatchCall, i: int, error: BaseException | None) -> None:
+        self.outstanding -= 1
+        call.settle(i, error)
+
+
+def test_batch_call_passes_the_answers_to_the_core() -> None:
+    seen: list[tuple[int, BaseException | None]] = []
+
+    def on_outcome(call: BatchCall, i: int, outcome: BaseException | None) -> None:
+        seen.append((i, outcome))
+
+    call = BatchCall(object(), [object(), object()], on_outcome)  # type: ignore[arg-type,list-item]
+    error = RuntimeError("no")
+    call.settle(1, error)
+    call.settle(0, None)
+    assert seen == [(1, error), (0, None)]
+
+
+def test_deliveries_go_in_batches_within_the_service_concurrency() -> None:
+    async def main() -> None:
+        svc = BatchSvc("file-0")
+        async with running(svc, service_concurrency=8) as core:
+            for i in range(200):
+                assert await core.publish(make_event(event_id=f"e{i}", targets=("file-0",))) is None
+            await core.settle(5)
+            stats = core.stats()
+            assert stats.delivered == 200 and stats.in_flight == 0
+        handled = [i for batch in svc.batches for i in batch]
+        assert sorted(handled) == sorted(f"e{i}" for i in range(200))  # each exactly once
+        assert len(svc.batches) < 200 and max(len(b) for b in svc.batches) > 1
+        assert svc.max_outstanding <= 8
+        assert core.metrics().services["file-0"].delivered == 200
+
+    asyncio.run(main())
+
+
+def test_a_nacked_delivery_is_retried_alone_then_dead_lettered() -> None:
+    async def main() -> None:
+        svc = BatchSvc("file-0", fail={"bad"})
+        async with running(svc, max_retries=2) as core:
+            for eid in ("a", "bad", "b"):
+                assert await core.publish(make_event(event_id=eid, targets=("file-0",))) is None
+            await core.settle(5)
+            stats = core.stats()
+            assert (stats.delivered, stats.dead_lettered, stats.retried) == (2, 1, 2)
+            (letter,) = core.dead_letters()
+            assert letter.event.id == "bad" and letter.reason is DeadReason.ERROR
+            assert letter.attempts == 3 and "refused bad" in (letter.error or "")
+        handled = [i for batch in svc.batches for i in batch]
+        assert handled.count("a") == 1 and handled.count("b") == 1 and handled.count("bad") == 3
+        metrics = core.metrics().services["file-0"]
+        assert (metrics.delivered, metrics.failed) == (2, 3)
+
+    asyncio.run(main())
+
+
+def test_an_unanswered_delivery_times_out_alone_and_the_answered_ones_count() -> None:
+    async def main() -> None:
+        svc = BatchSvc("file-0", hang={"slow"})
+        async with running(svc, event_timeout_s=0.05, max_retries=1) as core:
+            for eid in ("a", "slow", "b"):
+                assert await core.publish(make_event(event_id=eid, targets=("file-0",))) is None
+            await core.settle(5)
+            stats = core.stats()
+            assert (stats.delivered, stats.dead_lettered) == (2, 1), stats
+            (letter,) = core.dead_letters()
+            assert letter.event.id == "slow" and letter.reason is DeadReason.TIMEOUT
+            assert core.metrics().services["file-0"].timeouts == 2  # the call and its retry
+        # The core gave up on the unanswered calls: they are marked so, and a late answer
+        # changes nothing.
+        assert len(svc.open) == 2 and all(call.cancelled for call, _ in svc.open)
+        call, i = svc.open[0]
+        call.settle(i, None)
+        assert (core.stats().delivered, core.stats().dead_lettered) == (2, 1)
+
+    asyncio.run(main())
+
+
+def test_stop_dead_letters_the_unanswered_deliveries_of_a_batch_as_stopped() -> None:
+    async def main() -> None:
+        svc = BatchSvc("file-0", hang={"x", "y"})
+        async with running(svc) as core:
+            for eid in ("x", "a", "y"):
+                assert await core.publish(make_event(event_id=eid, targets=("file-0",))) is None
+            await until(lambda: core.stats().delivered == 1)
+            assert core.metrics().calls_in_flight == 2
+            await core.stop()
+            stats = core.stats()
+            assert (stats.delivered, stats.dead_lettered, stats.in_flight) == (1, 2, 0)
+            letters = {d.event.id: d for d in core.dead_letters()}
+            assert set(letters) == {"x", "y"}
+            assert all(d.reason is DeadReason.STOPPED and d.attempts == 1 for d in letters.values())
+
+    asyncio.run(main())
+
+
+def test_failures_in_batches_open_the_breaker_and_later_deliveries_are_refused() -> None:
+    async def main() -> None:
+        svc = BatchSvc("file-0", fail={f"e{i}" for i in range(3)})
+        async with running(svc, breaker_threshold=3, max_retries=0) as core:
+            for i in range(3):
+                assert await core.publish(make_event(event_id=f"e{i}", targets=("file-0",))) is None
+            await core.settle(5)
+            assert core.breaker_state("file-0") is BreakerState.OPEN
+            calls = sum(len(b) for b in svc.batches)
+            assert await core.publish(make_event(event_id="later", targets=("file-0",))) is None
+            await core.settle(5)
+            await spin()
+            assert sum(len(b) for b in svc.batches) == calls  # never sent to the service
+            reasons = {d.event.id: d.reason for d in core.dead_letters()}
+            assert reasons["later"] is DeadReason.NO_REPLICA
+            assert all(reasons[f"e{i}"] is DeadReason.ERROR for i in range(3))
+
+    asyncio.run(main())
