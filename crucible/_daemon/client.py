@@ -97,6 +97,8 @@ DEFAULT_WINDOW: Final = 4096
 DEFAULT_HEALTH_INTERVAL_S: Final = 0.25
 # Frame overhead per event beyond its payload, to keep frames under max_frame_bytes.
 _EVENT_OVERHEAD_BYTES: Final = 512
+# Ring index of an event token (codec.EVENT_WINDOW is a power of two).
+_EVENT_MASK: Final = EVENT_WINDOW - 1
 _UNENCODABLE: Final = ("", "unencodable")  # stands in for an event that cannot be sent
 
 Handler = Callable[[Event], Coroutine[Any, Any, None]]
@@ -720,9 +722,11 @@ class ServiceClient(_Endpoint):
         self._sids = itertools.count(1)
         self._replies: dict[tuple[int, int], asyncio.Future[str | None]] = {}
         self._sources: SourceCache = {}
-        # The daemon's recent events by token (see codec.EVENT_WINDOW): wire arrays until
-        # a delivery needs them decoded.
-        self._events: dict[int, Any] = {}
+        # The daemon's recent events by token (see codec.EVENT_WINDOW), in a ring indexed
+        # by token modulo the window: wire arrays until a delivery needs them decoded, and
+        # the token each slot holds.
+        self._events: list[Any] = [None] * EVENT_WINDOW
+        self._tokens: list[int] = [-1] * EVENT_WINDOW
         self._acks: list[int] = []
         self._nacks: list[tuple[int, str]] = []
         self._ack_scheduled = False
@@ -818,28 +822,34 @@ class ServiceClient(_Endpoint):
     def _deliver(self, link: _Link, f: tuple[Any, ...]) -> None:
         _, first, events, items = f
         cache = self._events
-        sources = self._sources
+        tokens = self._tokens
+        mask = _EVENT_MASK
         large: list[int] | None = None
         for i, fields in enumerate(events):
             # Decoded when first needed; kept for later frames to name, unless large.
-            cache[first + i] = fields
+            token = first + i
+            at = token & mask
+            cache[at] = fields
+            tokens[at] = token
             payload = fields[4]
             size = len(payload) if payload.__class__ is bytes else fields[13]
             if size > CACHE_EVENT_BYTES:
                 if large is None:
                     large = []
-                large.append(first + i)
-        while len(cache) > EVENT_WINDOW:
-            del cache[next(iter(cache))]
+                large.append(at)
+        sources = self._sources
         subs = self._subs
         acks = self._acks
         nacks = self._nacks
         running = self._running
         it = iter(items)
         for seq, sid, retry, token in zip(it, it, it, it, strict=True):
-            event = cache[token]
+            at = token & mask
+            if tokens[at] != token:
+                raise KeyError(f"DELIVER names event token {token}, which is not kept")
+            event = cache[at]
             if event.__class__ is tuple:
-                event = cache[token] = decode_trusted(event, sources)
+                event = cache[at] = decode_trusted(event, sources)
             if event.retry_count != retry:
                 event = dataclasses.replace(event, retry_count=retry)
             sub = subs.get(sid)
@@ -860,8 +870,9 @@ class ServiceClient(_Endpoint):
                 self._finish(link, sub, seq, coro, yielded)
             )
         if large is not None:
-            for token in large:
-                cache.pop(token, None)
+            for at in large:
+                cache[at] = None
+                tokens[at] = -1
 
     async def _finish(
         self, link: _Link, sub: _Subscription, seq: int, coro: Any, yielded: Any
@@ -924,7 +935,9 @@ class ServiceClient(_Endpoint):
     def _on_lost(self, link: _Link, exc: Exception | None) -> None:
         if link is not self._link:
             return
-        self._events = {}  # tokens are per connection
+        # Tokens are per connection.
+        self._events = [None] * EVENT_WINDOW
+        self._tokens = [-1] * EVENT_WINDOW
         running, self._running = self._running, {}
         for task in running.values():
             task.cancel()  # the daemon has failed these deliveries already

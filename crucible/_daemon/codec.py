@@ -47,9 +47,13 @@ EVENT_FIELDS: Final = 15
 # EVENT_WINDOW tokens' events of at most CACHE_EVENT_BYTES (size_bytes); the daemon names
 # a token only if it is within BACKREF_WINDOW of the frame's first token, and puts at most
 # BACKREF_WINDOW deliveries in one frame, so a named token is always still kept.
-EVENT_WINDOW: Final = 1024
+# The window covers the lag between one event's deliveries to the services of one client
+# (their queues drain at different paces); events of up to 8 KiB are kept, so a client
+# holds at most 32 MiB of them.
+EVENT_WINDOW: Final = 4096
 BACKREF_WINDOW: Final = EVENT_WINDOW // 2
-CACHE_EVENT_BYTES: Final = 16 * 1024
+CACHE_EVENT_BYTES: Final = 8 * 1024
+assert EVENT_WINDOW & (EVENT_WINDOW - 1) == 0, "a service client indexes its ring by bits"
 _HEADER = struct.Struct(">I")
 _unpack_header = _HEADER.unpack_from
 _unpackb = msgpack.unpackb

@@ -85,7 +85,9 @@ __all__ = [
     "welcome",
 ]
 
-PROTOCOL_VERSION: Final = 1
+# 2: the event window of DELIVER tokens grew to 4096 (codec.EVENT_WINDOW); a version-1
+# client keeps fewer events than a version-2 daemon names.
+PROTOCOL_VERSION: Final = 2
 MAGIC: Final = "crucible"
 ROLES: Final = ("producer", "service", "admin")
 
