@@ -136,7 +136,14 @@ def _daemon(args: argparse.Namespace) -> int:
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             report = runner.run(
-                serve(args.socket, core=core, limits=limits, handle_signals=True, ready=ready)
+                serve(
+                    args.socket,
+                    core=core,
+                    limits=limits,
+                    handle_signals=True,
+                    ready=ready,
+                    own_process=True,
+                )
             )
     except DaemonError as exc:
         print(f"crucible daemon: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ mid-event, restart and reconnection, and the ``core-daemon`` coordinator."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -18,8 +19,8 @@ from crucible import Event, Kind, Source, SourceType
 from crucible._daemon.client import AdminClient, Backoff, Producer, ServiceClient
 from crucible._daemon.coordinator import CoreDaemon
 from crucible._loader import load_coordinator
-from crucible._measure import RunSpec, measure
-from crucible._workload import get_scenario
+from crucible._measure import RunSpec, measure, publish_unpaced
+from crucible._workload import build_services, generate_events, get_scenario
 
 from .test_daemon_support import (
     WAIT_S,
@@ -216,6 +217,27 @@ def test_core_daemon_runs_a_scenario_with_the_invariant() -> None:
     assert coordinator.report is not None and coordinator.report["invariant_holds"]
     assert coordinator.pid is None and coordinator.path is not None
     assert not os.path.exists(os.path.dirname(coordinator.path))
+
+
+def test_the_daemon_process_collects_garbage_rarely_under_load() -> None:
+    # tune_gc: with the default thresholds these 3,000 events cost dozens of collections.
+    async def main() -> None:
+        scenario = dataclasses.replace(get_scenario("medium"), events=3_000)
+        coordinator = CoreDaemon()
+        await coordinator.start()
+        try:
+            for service in build_services(scenario):
+                await coordinator.register(service)
+            before = (await coordinator.fetch_stats()).extra["daemon_gc_collections"]
+            await publish_unpaced(coordinator, generate_events(scenario))
+            await coordinator.settle(WAIT_S)
+            after = await coordinator.fetch_stats()
+            assert after.delivered == 3_000
+            assert after.extra["daemon_gc_collections"] - before <= 3
+        finally:
+            await coordinator.stop()
+
+    run(main())
 
 
 def test_core_daemon_from_the_command_line() -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import resource
@@ -115,6 +116,8 @@ _PUBLISH_SLICE: Final = 64
 # would leave the pipe to the services nearly empty for the first thousands of deliveries
 # of every burst. Only how fast the pool fills changes; limits and accounting do not.
 DAEMON_WAKE_BURST: Final = 16
+# The garbage collector's thresholds in the daemon's own process (see tune_gc).
+DAEMON_GC_THRESHOLD: Final = (50_000, 20, 20)
 # A connection being closed after an error gets this long to take the ERROR frame.
 _CLOSE_GRACE_S: Final = 1.0
 # At most this many dead letters are listed in a StopReport or a dead_letters reply.
@@ -374,6 +377,7 @@ class DaemonServer:
             connections_total=self.connections_total,
             protocol_errors=self.protocol_errors,
             daemon_cpu_s=usage.ru_utime + usage.ru_stime,
+            daemon_gc_collections=sum(g["collections"] for g in gc.get_stats()),
             daemon_peak_rss_bytes=usage.ru_maxrss * 1024,
         )
         return Stats(
@@ -1076,6 +1080,18 @@ def _run_now(coro: Coroutine[Any, Any, Any]) -> Any:
     return None
 
 
+def tune_gc() -> None:
+    """Tune the cyclic garbage collector for the daemon's process. Every PUBLISH frame
+    unpacks into thousands of containers, so with the default threshold (700) collections
+    ran inside nearly every frame, and each young collection also walked the events queued
+    and in flight: measured in the daemon on medium events, 4.6 us of collection per event
+    (0.27 s for 60,000), with ``DAEMON_GC_THRESHOLD`` 0.003 s. The objects of start-up
+    (modules, classes) are frozen out of every collection. Cycles are still collected,
+    ``DAEMON_GC_THRESHOLD[0]`` allocations apart."""
+    gc.freeze()
+    gc.set_threshold(*DAEMON_GC_THRESHOLD)
+
+
 _ROLE_HANDLERS: dict[str, dict[int, _Handler]] = {
     "producer": {PUBLISH: _Conn._on_publish},
     "service": {
@@ -1096,11 +1112,16 @@ async def serve(
     limits: DaemonLimits | None = None,
     handle_signals: bool = False,
     ready: Callable[[DaemonServer], None] | None = None,
+    own_process: bool = False,
 ) -> StopReport:
     """Run a daemon on ``socket_path`` until it is stopped; return its StopReport. With
-    ``handle_signals``, SIGTERM and SIGINT start the stop sequence."""
+    ``handle_signals``, SIGTERM and SIGINT start the stop sequence. ``own_process`` (the
+    ``crucible daemon`` command) says the process is the daemon's alone, so its garbage
+    collector is tuned for it (``tune_gc``)."""
     server = DaemonServer(socket_path, core=core, limits=limits)
     await server.start()
+    if own_process:
+        tune_gc()
     loop = asyncio.get_running_loop()
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
