@@ -21,8 +21,10 @@ from crucible._daemon.codec import (
     WireEvent,
     decode_event,
     decode_trusted,
+    encode_body,
     encode_frame,
     event_fields,
+    new_packer,
 )
 from crucible._daemon.options import add_arguments, configs_from_args, daemon_argv
 from crucible._daemon.protocol import (
@@ -281,3 +283,14 @@ def test_what_cannot_go_on_a_command_line_is_refused() -> None:
 
     with pytest.raises(ValueError, match="rules"):
         daemon_argv(CoreConfig(rules=(Rule("r", "file"),)), DaemonLimits())
+
+
+def test_a_reused_packer_encodes_as_encode_body_and_recovers_from_a_failure() -> None:
+    pack = new_packer()
+    frame = [24, 7, [("e", b"x" * 3000, {"k": (1, 2)})], [1, 2, 3, 7]]
+    assert pack(frame) == encode_body(frame)
+    with pytest.raises(TypeError):
+        pack([10, 1, [{1, 2}]])  # a set: msgpack cannot hold it
+    # Nothing of the failed frame is left in the packer's buffer.
+    assert pack([25, [1], []]) == encode_body([25, [1], []])
+    assert pack(frame) == encode_body(frame)

@@ -50,8 +50,8 @@ from crucible._daemon.codec import (
     SourceCache,
     decode_trusted,
     encode_body,
-    encode_frame,
     event_fields,
+    new_packer,
     pack_frame,
 )
 from crucible._daemon.eager import resume
@@ -147,6 +147,7 @@ class _Link(asyncio.Protocol):
         self.max_frame_bytes = DEFAULT_MAX_FRAME_BYTES
         self.max_events_per_frame = DEFAULT_MAX_EVENTS_PER_FRAME
         self.writing_paused = False
+        self.pack_body = new_packer()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -154,7 +155,7 @@ class _Link(asyncio.Protocol):
 
     def send(self, obj: object) -> None:
         if self.transport is not None and not self.lost:
-            self.transport.write(encode_frame(obj))
+            self.transport.write(pack_frame(self.pack_body(obj)))
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.lost:
@@ -571,7 +572,7 @@ class Producer(_Endpoint):
 
     def _write(self, link: _Link, first: int, chunk: list[tuple[Any, ...]]) -> None:
         try:
-            body = encode_body([PUBLISH, first, chunk])
+            body = link.pack_body([PUBLISH, first, chunk])
         except (TypeError, ValueError, OverflowError):
             # Some event holds what msgpack cannot (a set, an object): send a stand-in the
             # daemon rejects as malformed (so it is counted), and give the real reason.

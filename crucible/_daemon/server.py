@@ -50,9 +50,9 @@ from crucible._daemon.codec import (
     FrameDecoder,
     SourceCache,
     decode_event,
-    encode_body,
     encode_frame,
     event_fields,
+    new_packer,
     pack_frame,
 )
 from crucible._daemon.eager import resume
@@ -508,6 +508,7 @@ class _Conn(asyncio.Protocol):
         self._out: list[_Delivery] = []
         self._out_bytes = 0
         self.half_frame_bytes = self.limits.max_frame_bytes // 2
+        self._pack_body = new_packer()
         self._flush_scheduled = False
         self._flush_timer: asyncio.TimerHandle | None = None
         # Events recently sent on this connection: id(wire) -> (token, wire), oldest first.
@@ -907,7 +908,7 @@ class _Conn(asyncio.Protocol):
             horizon = self._next_token - BACKREF_WINDOW
             self._sent = {k: v for k, v in sent.items() if v[0] >= horizon}
         try:
-            body = encode_body([DELIVER, first, events, items])
+            body = self._pack_body([DELIVER, first, events, items])
         except (TypeError, ValueError) as exc:
             for seq, *_ in batch:
                 self._nack_locally(seq, f"cannot encode the event for delivery: {exc}")
