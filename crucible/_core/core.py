@@ -37,7 +37,7 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from crucible._core.balancing import make_balancer, roomiest
 from crucible._core.batch import BatchCall
@@ -406,6 +406,17 @@ class CrucibleCore:
 
     async def publish(self, event: Event) -> Rejected | None:
         """Accept ``event`` (None) or say why not. Never raises for a bad event."""
+        verdict = self.publish_now(event)
+        if verdict.__class__ is list:
+            await self._wait_for_room(verdict)
+            return None
+        return cast(Rejected | None, verdict)
+
+    def publish_now(self, event: Event) -> Rejected | list[Delivery] | None:
+        """``publish`` without its one wait: None (accepted), the rejection, or - under
+        backpressure "wait" - the accepted event's deliveries that found no queue room,
+        which the caller must pass to ``wait_for_room``. For a caller publishing many
+        events in a row (the daemon), which rarely has to wait: no coroutine per event."""
         self._published += 1
         if not self._running:
             self._rejected += 1
@@ -455,13 +466,7 @@ class CrucibleCore:
             )
         priority = event.priority
         if len(route) != 1:
-            blocked = self._publish_many(event, priority, route)
-            if blocked is None:
-                return None
-            if isinstance(blocked, Rejected):
-                return blocked
-            await self._wait_for_room(blocked)
-            return None
+            return self._publish_many(event, priority, route)
 
         # Fast path: one target, a replica available, room in its queue.
         group = route[0]
@@ -495,7 +500,7 @@ class CrucibleCore:
         elif slot.queue.size < self._max_queue:
             self._push(slot, d)
         else:
-            await self._wait_for_room([d])
+            return [d]
         return None
 
     def _publish_many(
@@ -578,6 +583,11 @@ class CrucibleCore:
         if slot is not None and slot.queue.size >= self._max_queue:
             slot = self._with_room(group, slot)
         return slot
+
+    async def wait_for_room(self, held: list[Delivery]) -> None:
+        """Queue the deliveries ``publish_now`` returned, as room appears (or dead-letter
+        them if the core stops first)."""
+        await self._wait_for_room(held)
 
     async def _wait_for_room(self, pending: list[Delivery]) -> None:
         """Backpressure "wait": queue each pending delivery as room appears. The list is
