@@ -422,6 +422,19 @@ def test_publish_now_accepts_rejects_or_hands_back_what_must_wait_for_room() -> 
     asyncio.run(main())
 
 
+def test_publish_now_checked_still_holds_events_to_the_size_limit() -> None:
+    async def main() -> None:
+        async with running(Svc("file-0"), max_event_bytes=100) as core:
+            big = make_event(payload=b"x" * 101, targets=("file-0",))
+            problem = core.publish_now(big, checked=True)
+            assert isinstance(problem, Rejected) and problem.reason is RejectReason.OVERSIZED
+            assert core.publish_now(make_event(targets=("file-0",)), checked=True) is None
+            await core.settle(5)
+            assert (core.stats().rejected, core.stats().delivered) == (1, 1)
+
+    asyncio.run(main())
+
+
 # ---------------------------------------------------------------------------- 6 concurrency
 
 

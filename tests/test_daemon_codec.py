@@ -35,6 +35,7 @@ from crucible._daemon.protocol import (
     stats_from_wire,
     stats_to_wire,
 )
+from crucible._events import validate
 
 # ------------------------------------------------------------------------ strategies
 
@@ -140,6 +141,8 @@ def test_a_batch_round_trips_through_a_frame(batch: list[Event], cuts: list[int]
         _same(original, decode_trusted(fields, sources))
 
 
+# Values of the right type for some field but not valid in it.
+_EDGES: tuple[Any, ...] = ("", -1, -(2**40), ("file-0", 1), (None,), (), 0, {}, b"")
 _BASE = event_fields(Event(id="e", kind=Kind.FILE_CREATED, source=Source("s", SourceType.API)))
 
 
@@ -157,6 +160,9 @@ def test_any_array_decodes_to_an_event_or_a_value_error(fields: Any) -> None:
     except ValueError:
         return
     assert isinstance(event, Event)
+    # The daemon publishes what decode_event accepts with only its size checked: decoding
+    # must have checked all the rest of what validate checks.
+    assert validate(event, 2**63) is None
 
 
 def test_a_length_over_the_limit_is_refused_before_the_body_arrives() -> None:
@@ -200,6 +206,21 @@ def test_frames_split_anywhere_and_glued_together_come_out_whole() -> None:
     assert decoder.buffered == 0
 
 
+def test_what_decode_event_accepts_validate_accepts_too() -> None:
+    # The daemon publishes a decoded event with only its size checked (checked=True).
+    accepted = 0
+    for index in range(len(_BASE)):
+        for value in _EDGES:
+            fields = (*_BASE[:index], value, *_BASE[index + 1 :])
+            try:
+                event = decode_event(fields, {})
+            except ValueError:
+                continue
+            accepted += 1
+            assert validate(event, 2**63) is None, (index, value)
+    assert accepted > 0
+
+
 @pytest.mark.parametrize(
     ("index", "value", "message"),
     [
@@ -210,6 +231,11 @@ def test_frames_split_anywhere_and_glued_together_come_out_whole() -> None:
         (6, "x", "targets"),
         (8, [], "metadata"),
         (11, 1.5, "retry_count"),
+        (0, "", "event id"),
+        (2, "", "source id"),
+        (6, ("file-0", 3), "targets"),
+        (11, -1, "retry_count"),
+        (12, -2, "max_retries"),
         (14, "soon", "published_at"),
     ],
 )

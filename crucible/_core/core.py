@@ -55,7 +55,7 @@ from crucible._core.registry import (
     Worker,
 )
 from crucible._core.rules import Rule, default_rules, match_targets
-from crucible._events import Event, Priority, Rejected, RejectReason, validate
+from crucible._events import Event, Priority, Rejected, RejectReason, check_size, validate
 from crucible._protocol import CoordinatorError, Service, SettleTimeout, Stats
 
 __all__ = ["CrucibleCore", "DeadLetter", "DeadReason", "backoff_delay_s"]
@@ -412,16 +412,24 @@ class CrucibleCore:
             return None
         return cast(Rejected | None, verdict)
 
-    def publish_now(self, event: Event) -> Rejected | list[Delivery] | None:
+    def publish_now(
+        self, event: Event, *, checked: bool = False
+    ) -> Rejected | list[Delivery] | None:
         """``publish`` without its one wait: None (accepted), the rejection, or - under
         backpressure "wait" - the accepted event's deliveries that found no queue room,
         which the caller must pass to ``wait_for_room``. For a caller publishing many
-        events in a row (the daemon), which rarely has to wait: no coroutine per event."""
+        events in a row (the daemon), which rarely has to wait: no coroutine per event.
+        ``checked``: the caller built ``event`` itself and has checked every field that
+        ``validate`` checks (the daemon's ``decode_event``), so only its size is checked
+        here."""
         self._published += 1
         if not self._running:
             self._rejected += 1
             return _NOT_RUNNING
-        problem = validate(event, self._max_event_bytes)
+        if checked:
+            problem = check_size(event.size_bytes, self._max_event_bytes)
+        else:
+            problem = validate(event, self._max_event_bytes)
         if problem is not None:
             self._rejected += 1
             return problem

@@ -763,7 +763,7 @@ class _Conn(asyncio.Protocol):
                     self._reject(frame, first + i, "malformed", str(exc))
                     i += 1
                     continue
-                verdict = publish_now(event)
+                verdict = publish_now(event, checked=True)
                 if verdict is None:
                     i += 1
                     continue
