@@ -97,9 +97,9 @@ class CoreConfig:
     - ``max_concurrent``: handler calls in progress across all services;
       ``service_concurrency``: per service.
     - ``wake_burst``: workers one scheduling pass may wake while services are ready and
-      every awake worker is inside a handler call. 1 suits in-process handlers (a burst
-      of quick calls stays on one task); the daemon uses ``DAEMON_WAKE_BURST`` because a
-      remote call always suspends for a whole round trip.
+      every awake worker is inside a handler call. 1 suits quick handlers (a burst of
+      them stays on one task); slow ones that await get more workers sooner with more.
+      Batch calls (services in another process, ``core.batch``) keep no worker waiting.
     - ``dedup_window_s``: an event id seen within this window is a duplicate (0 disables).
     - ``max_services``: registry size limit.
     - ``max_dead_letters``: dead letters kept for inspection and replay; beyond it the

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from crucible._core import BACKPRESSURE_MODES, STRATEGIES, CoreConfig
 from crucible._daemon.protocol import DaemonLimits
-from crucible._daemon.server import DAEMON_SERVICE_CONCURRENCY, DAEMON_WAKE_BURST
+from crucible._daemon.server import DAEMON_SERVICE_CONCURRENCY
 
 __all__ = [
     "LOOPS",
@@ -91,9 +91,9 @@ def _metavar(f: _Flag) -> str | None:
 
 
 def default_core_config() -> CoreConfig:
-    """CrucibleCore's defaults, except ``service_concurrency`` and ``wake_burst`` (see
-    ``DAEMON_SERVICE_CONCURRENCY`` and ``DAEMON_WAKE_BURST``)."""
-    return CoreConfig(service_concurrency=DAEMON_SERVICE_CONCURRENCY, wake_burst=DAEMON_WAKE_BURST)
+    """CrucibleCore's defaults, except ``service_concurrency`` (see
+    ``DAEMON_SERVICE_CONCURRENCY``)."""
+    return CoreConfig(service_concurrency=DAEMON_SERVICE_CONCURRENCY)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

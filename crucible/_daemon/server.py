@@ -111,11 +111,6 @@ _DELIVER_DELAY_S: Final = 0.0005
 _MAX_BACKLOG_FRAMES: Final = 4
 # Events published per loop iteration per producer (see _Conn._publish_slice).
 _PUBLISH_SLICE: Final = 64
-# CoreConfig.wake_burst of the daemon's core: a remote call always suspends for a whole
-# round trip, so growing the worker pool by one per loop iteration (the in-process default)
-# would leave the pipe to the services nearly empty for the first thousands of deliveries
-# of every burst. Only how fast the pool fills changes; limits and accounting do not.
-DAEMON_WAKE_BURST: Final = 16
 # The garbage collector's thresholds in the daemon's own process (see tune_gc).
 DAEMON_GC_THRESHOLD: Final = (50_000, 20, 20)
 # A connection being closed after an error gets this long to take the ERROR frame.
@@ -307,9 +302,7 @@ class DaemonServer:
         limits: DaemonLimits | None = None,
     ) -> None:
         if core is None:
-            core = CoreConfig(
-                service_concurrency=DAEMON_SERVICE_CONCURRENCY, wake_burst=DAEMON_WAKE_BURST
-            )
+            core = CoreConfig(service_concurrency=DAEMON_SERVICE_CONCURRENCY)
         self.path = socket_path
         self.limits = limits or DaemonLimits()
         self.core = CrucibleCore(core)
