@@ -245,7 +245,9 @@ def decode_event(t: Any, sources: SourceCache, wire: bool = False) -> Event:
     info = _KIND_INFO.get(kind) if kind.__class__ is str else None
     if info is None:
         raise ValueError(f"unknown event kind {kind!r}")
-    source = _source(sources, sid, stype)
+    source = sources.get((sid, stype)) if sid.__class__ is str and stype.__class__ is str else None
+    if source is None:
+        source = _source(sources, sid, stype)
     if payload.__class__ is bytes:
         size = len(payload)
     elif payload.__class__ is dict:

@@ -187,8 +187,9 @@ class RemoteService:
         for i, event in enumerate(events):
             seq += 1
             pending[seq] = (call, i)
-            wire = getattr(event, "wire", None)
-            if wire is None:
+            try:
+                wire = event.wire  # type: ignore[attr-defined]  # a WireEvent, decoded here
+            except AttributeError:
                 wire = event_fields(event)
             size = event.size_bytes
             out.append((seq, sid, event.retry_count, wire, size))
