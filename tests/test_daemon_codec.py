@@ -26,7 +26,12 @@ from crucible._daemon.codec import (
     event_fields,
     new_packer,
 )
-from crucible._daemon.options import add_arguments, configs_from_args, daemon_argv
+from crucible._daemon.options import (
+    add_arguments,
+    configs_from_args,
+    daemon_argv,
+    default_core_config,
+)
 from crucible._daemon.protocol import (
     PUBLISH,
     DaemonLimits,
@@ -302,6 +307,14 @@ def test_daemon_options_round_trip_through_the_command_line() -> None:
     add_arguments(parser)
     args = parser.parse_args(["--socket", "x", *daemon_argv(core, limits)])
     assert configs_from_args(args) == (core, limits)
+
+
+def test_the_daemons_core_defaults_differ_from_in_process_in_two_settings() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    core, _ = configs_from_args(parser.parse_args(["--socket", "x"]))
+    expected = CoreConfig(service_concurrency=32, max_queue=256)
+    assert core == expected == default_core_config() != CoreConfig()
 
 
 def test_what_cannot_go_on_a_command_line_is_refused() -> None:

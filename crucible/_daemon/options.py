@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from crucible._core import BACKPRESSURE_MODES, STRATEGIES, CoreConfig
 from crucible._daemon.protocol import DaemonLimits
-from crucible._daemon.server import DAEMON_SERVICE_CONCURRENCY
+from crucible._daemon.server import daemon_core_config
 
 __all__ = [
     "LOOPS",
@@ -91,9 +91,8 @@ def _metavar(f: _Flag) -> str | None:
 
 
 def default_core_config() -> CoreConfig:
-    """CrucibleCore's defaults, except ``service_concurrency`` (see
-    ``DAEMON_SERVICE_CONCURRENCY``)."""
-    return CoreConfig(service_concurrency=DAEMON_SERVICE_CONCURRENCY)
+    """The daemon's CrucibleCore defaults (``server.daemon_core_config``)."""
+    return daemon_core_config()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
