@@ -164,3 +164,25 @@ def test_failures_in_batches_open_the_breaker_and_later_deliveries_are_refused()
             assert all(reasons[f"e{i}"] is DeadReason.ERROR for i in range(3))
 
     asyncio.run(main())
+
+
+def test_max_concurrent_bounds_the_batch_calls_of_all_services_together() -> None:
+    async def main() -> None:
+        svcs = [BatchSvc(f"file-{i}") for i in range(3)]
+        async with running(*svcs, max_concurrent=5, service_concurrency=8) as core:
+            for i in range(90):
+                event = make_event(event_id=f"e{i}", targets=(f"file-{i % 3}",))
+                assert await core.publish(event) is None
+            peak = 0
+            while core.stats().delivered < 90:
+                peak = max(peak, sum(s.outstanding for s in svcs))
+                assert core.metrics().calls_in_flight <= 5
+                await asyncio.sleep(0)
+            await core.settle(5)
+        assert peak == 5  # the bound was reached, never passed
+        assert all(s.max_outstanding <= 5 for s in svcs)
+        assert sorted(i for s in svcs for b in s.batches for i in b) == sorted(
+            f"e{i}" for i in range(90)
+        )
+
+    asyncio.run(main())

@@ -173,6 +173,8 @@ class CrucibleCore:
         # deliveries those are (see core.batch).
         self._remote: dict[BatchCall, None] = {}
         self._remote_calls = 0
+        # Services with batch calls waiting for the core to drop below max_concurrent.
+        self._saturated: dict[ServiceSlot, None] = {}
         self._kick_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
@@ -229,6 +231,7 @@ class CrucibleCore:
                     fut.set_result(False)
             slot.ready = False
         self._ready.clear()
+        self._saturated.clear()
         for call in list(self._remote):
             self._end_remote_call(call, stopped=True)
         for w in self._workers:
@@ -722,6 +725,9 @@ class CrucibleCore:
                     await fut
                     continue
                 slot = ready.popleft()
+                if slot.handle_batch is not None:
+                    self._send_batch(slot)  # never waits; keeps its own place in the ring
+                    continue
                 queue = slot.queue
                 if not queue.size or slot.in_flight >= limit or slot.closed:
                     # Re-joins the ring when a worker releases it (see below).
@@ -735,9 +741,6 @@ class CrucibleCore:
                 if ready and not self._kick_pending:
                     self._kick_pending = True
                     loop.call_soon(self._kick)
-                if slot.handle_batch is not None:
-                    self._send_batch(slot)
-                    continue
                 levels = queue.levels
                 room_waiters = slot.room_waiters
                 breaker = slot.breaker
@@ -814,6 +817,8 @@ class CrucibleCore:
                 if queue.size and not slot.ready and not slot.closed:
                     slot.ready = True
                     ready.append(slot)
+                if self._saturated:
+                    self._release_saturated()
         finally:
             self._workers.discard(w)
             if self._running:
@@ -821,16 +826,30 @@ class CrucibleCore:
                 self._awake -= 1
 
     def _send_batch(self, slot: ServiceSlot) -> None:
-        """For a service with ``handle_batch`` (see ``batch``), claimed by a worker (one
-        unit of its ``in_flight``): send it up to ``_BATCH`` of its deliveries at once, as
-        many as its free concurrency allows, and release the claim without waiting; each
-        delivery holds a unit until it is answered (``_remote_outcome``)."""
+        """A worker took ``slot``, a service with ``handle_batch`` (see ``batch``), from the
+        ring: send it up to ``_BATCH`` of its deliveries at once - as many as its free
+        ``service_concurrency`` and the core's free ``max_concurrent`` allow - without
+        waiting; each holds a unit of ``in_flight`` until it is answered
+        (``_remote_outcome``). The service stays in the ring while it has deliveries and
+        room; with none of its own it re-joins when one of its calls ends, and with none
+        across the core, when any call ends (``_release_saturated``)."""
         queue = slot.queue
+        if not queue.size or slot.closed:
+            slot.ready = False
+            return
+        limit = self._service_concurrency
+        spare = self._max_concurrent - self._calls - self._remote_calls
+        room = min(_BATCH, limit - slot.in_flight, spare)
+        if room <= 0:
+            slot.ready = False
+            if slot.in_flight < limit:
+                self._saturated[slot] = None
+            return
         levels = queue.levels
         room_waiters = slot.room_waiters
         breaker = slot.breaker
-        room = min(_BATCH, self._service_concurrency - slot.in_flight + 1)
         batch: list[Delivery] = []
+        events: list[Event] = []
         budget = _BATCH
         while queue.size and budget and len(batch) < room:
             budget -= 1
@@ -847,27 +866,29 @@ class CrucibleCore:
                 self._dispatch(d, slot.name)
                 continue
             batch.append(d)
+            events.append(d[0])
         k = len(batch)
-        slot.in_flight += k - 1  # the claim becomes the batch's units
         if k:
+            slot.in_flight += k
+            self._remote_calls += k
             call = BatchCall(slot, batch, self._remote_outcome)
             self._remote[call] = None
-            self._remote_calls += k
             handle_batch = slot.handle_batch
             assert handle_batch is not None
             try:
-                handle_batch(call, [d[0] for d in batch])
+                handle_batch(call, events)
             except Exception as exc:
                 for i in range(k):
                     self._remote_outcome(call, i, exc)
-        if (
-            queue.size
-            and not slot.ready
-            and not slot.closed
-            and slot.in_flight < self._service_concurrency
-        ):
-            slot.ready = True
-            self._ready.append(slot)
+        if not queue.size or slot.closed:
+            slot.ready = False
+        elif slot.in_flight >= limit:
+            slot.ready = False  # re-joins when one of its calls ends
+        elif spare - k <= 0:
+            slot.ready = False
+            self._saturated[slot] = None
+        elif slot.ready:
+            self._ready.append(slot)  # to the back: services take turns
 
     def _remote_outcome(self, call: BatchCall, i: int, outcome: BaseException | None) -> None:
         """Account the i-th delivery of a batch call as ``_work`` accounts a handler call
@@ -901,11 +922,27 @@ class CrucibleCore:
                     self._settle_ticket(ticket)
         else:
             self._on_failure(d, slot, DeadReason.ERROR, _describe(outcome))
+        if self._saturated:
+            self._release_saturated()
         if slot.queue.size and not slot.ready and not slot.closed and self._running:
             slot.ready = True
             self._ready.append(slot)
             if self._awake <= self._calls:
                 self._wake_one()
+
+    def _release_saturated(self) -> None:
+        """A call ended: the services that found the core at ``max_concurrent`` go back
+        in the ring (the first worker to claim one takes the room)."""
+        saturated, self._saturated = self._saturated, {}
+        if not self._running:
+            return
+        ready = self._ready
+        for slot in saturated:
+            if slot.queue.size and not slot.ready and not slot.closed:
+                slot.ready = True
+                ready.append(slot)
+        if ready and self._awake <= self._calls:
+            self._wake_one()
 
     def _end_remote_call(self, call: BatchCall, stopped: bool) -> None:
         """Give up on the unanswered deliveries of ``call``: a timeout (each fails, and is
@@ -933,7 +970,11 @@ class CrucibleCore:
                     DeadReason.TIMEOUT,
                     f"TimeoutError: handler ran longer than {self._event_timeout_s} s",
                 )
-        if not stopped and slot.queue.size and not slot.ready and not slot.closed:
+        if stopped:
+            return
+        if self._saturated:
+            self._release_saturated()
+        if slot.queue.size and not slot.ready and not slot.closed:
             slot.ready = True
             self._ready.append(slot)
             if self._awake <= self._calls:
