@@ -309,11 +309,11 @@ def test_daemon_options_round_trip_through_the_command_line() -> None:
     assert configs_from_args(args) == (core, limits)
 
 
-def test_the_daemons_core_defaults_differ_from_in_process_in_two_settings() -> None:
+def test_the_daemons_core_defaults_differ_from_in_process_in_three_settings() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     core, _ = configs_from_args(parser.parse_args(["--socket", "x"]))
-    expected = CoreConfig(service_concurrency=32, max_queue=256)
+    expected = CoreConfig(service_concurrency=128, max_concurrent=4096, max_queue=256)
     assert core == expected == default_core_config() != CoreConfig()
 
 
