@@ -371,6 +371,13 @@ class DaemonServer:
             raise
         _log.info("listening on %s (pid %d)", self.path, os.getpid())
 
+    async def start_in_memory(self) -> None:
+        """Start the core but no socket: connections are made by hand, as
+        ``perf.daemon_pipeline`` does over memory."""
+        self._loop = asyncio.get_running_loop()
+        self._done = self._loop.create_future()
+        await self.core.start()
+
     def note_protocol_error(self, role: str | None, code: str, message: str) -> None:
         """Count it; log it, at most once a second (a misbehaving client must not be able
         to flood the log)."""
