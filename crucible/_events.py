@@ -209,13 +209,13 @@ def validate(event: object, max_size_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Re
     if event.retry_count < 0 or event.max_retries < 0:
         return Rejected(RejectReason.MALFORMED, "retry_count and max_retries must be >= 0")
     size = event.size_bytes if event.size_bytes >= 0 else payload_size(event.payload)
-    return check_size(size, max_size_bytes)
-
-
-def check_size(size: int, max_size_bytes: int) -> Rejected | None:
-    """The ``oversized`` rejection of a payload of ``size`` bytes, or None within the limit."""
     if size > max_size_bytes:
-        return Rejected(
-            RejectReason.OVERSIZED, f"payload is {size} bytes, limit is {max_size_bytes} bytes"
-        )
+        return oversized(size, max_size_bytes)
     return None
+
+
+def oversized(size: int, max_size_bytes: int) -> Rejected:
+    """The rejection of a payload of ``size`` bytes, over ``max_size_bytes``."""
+    return Rejected(
+        RejectReason.OVERSIZED, f"payload is {size} bytes, limit is {max_size_bytes} bytes"
+    )

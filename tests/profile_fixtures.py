@@ -17,9 +17,9 @@ class LeakyCore(CrucibleCore):
 
     name = "leaky-core"
 
-    async def publish(self, event: Event) -> Rejected | None:
+    async def publish(self, event: Event, *, checked: bool = False) -> Rejected | None:
         _LEAKED.append(bytes(LEAK_BYTES_PER_EVENT))
-        return await super().publish(event)
+        return await super().publish(event, checked=checked)
 
 
 def leaked() -> int:

@@ -399,36 +399,13 @@ def test_backpressure_wait_blocks_the_publisher_until_there_is_room() -> None:
     asyncio.run(main())
 
 
-def test_publish_now_accepts_rejects_or_hands_back_what_must_wait_for_room() -> None:
-    async def main() -> None:
-        svc = Svc("file-0", gated=True)
-        async with running(svc, max_queue=1, service_concurrency=1) as core:
-            assert core.publish_now(make_event(targets=("file-0",))) is None
-            await until(lambda: svc.active == 1)
-            assert core.publish_now(make_event(targets=("file-0",))) is None  # queued
-            rejected = core.publish_now(make_event(targets=("nobody",)))
-            assert isinstance(rejected, Rejected) and rejected.reason is RejectReason.NO_ROUTE
-            held = core.publish_now(make_event(event_id="late", targets=("file-0",)))
-            assert isinstance(held, list) and len(held) == 1  # accepted, no room yet
-            assert core.stats().in_flight == 3 and core.stats().balanced
-            waiting = asyncio.create_task(core.wait_for_room(held))
-            await spin()
-            assert not waiting.done()
-            svc.open_gate()
-            await waiting
-            await core.settle(5)
-            assert svc.seen[-1] == "late" and core.stats().delivered == 3
-
-    asyncio.run(main())
-
-
-def test_publish_now_checked_still_holds_events_to_the_size_limit() -> None:
+def test_publish_checked_still_holds_events_to_the_size_limit() -> None:
     async def main() -> None:
         async with running(Svc("file-0"), max_event_bytes=100) as core:
             big = make_event(payload=b"x" * 101, targets=("file-0",))
-            problem = core.publish_now(big, checked=True)
+            problem = await core.publish(big, checked=True)
             assert isinstance(problem, Rejected) and problem.reason is RejectReason.OVERSIZED
-            assert core.publish_now(make_event(targets=("file-0",)), checked=True) is None
+            assert await core.publish(make_event(targets=("file-0",)), checked=True) is None
             await core.settle(5)
             assert (core.stats().rejected, core.stats().delivered) == (1, 1)
 

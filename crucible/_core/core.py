@@ -55,7 +55,7 @@ from crucible._core.registry import (
     Worker,
 )
 from crucible._core.rules import Rule, default_rules, match_targets
-from crucible._events import Event, Priority, Rejected, RejectReason, check_size, validate
+from crucible._events import Event, Priority, Rejected, RejectReason, oversized, validate
 from crucible._protocol import CoordinatorError, Service, SettleTimeout, Stats
 
 __all__ = ["CrucibleCore", "DeadLetter", "DeadReason", "backoff_delay_s"]
@@ -407,21 +407,8 @@ class CrucibleCore:
 
     # ------------------------------------------------------------------ publish
 
-    async def publish(self, event: Event) -> Rejected | None:
-        """Accept ``event`` (None) or say why not. Never raises for a bad event."""
-        verdict = self.publish_now(event)
-        if verdict.__class__ is list:
-            await self._wait_for_room(verdict)
-            return None
-        return cast(Rejected | None, verdict)
-
-    def publish_now(
-        self, event: Event, *, checked: bool = False
-    ) -> Rejected | list[Delivery] | None:
-        """``publish`` without its one wait: None (accepted), the rejection, or - under
-        backpressure "wait" - the accepted event's deliveries that found no queue room,
-        which the caller must pass to ``wait_for_room``. For a caller publishing many
-        events in a row (the daemon), which rarely has to wait: no coroutine per event.
+    async def publish(self, event: Event, *, checked: bool = False) -> Rejected | None:
+        """Accept ``event`` (None) or say why not. Never raises for a bad event.
         ``checked``: the caller built ``event`` itself and has checked every field that
         ``validate`` checks (the daemon's ``decode_event``), so only its size is checked
         here."""
@@ -430,7 +417,10 @@ class CrucibleCore:
             self._rejected += 1
             return _NOT_RUNNING
         if checked:
-            problem = check_size(event.size_bytes, self._max_event_bytes)
+            size = event.size_bytes
+            problem = (
+                oversized(size, self._max_event_bytes) if size > self._max_event_bytes else None
+            )
         else:
             problem = validate(event, self._max_event_bytes)
         if problem is not None:
@@ -477,7 +467,13 @@ class CrucibleCore:
             )
         priority = event.priority
         if len(route) != 1:
-            return self._publish_many(event, priority, route)
+            blocked = self._publish_many(event, priority, route)
+            if blocked is None:
+                return None
+            if isinstance(blocked, Rejected):
+                return blocked
+            await self._wait_for_room(blocked)
+            return None
 
         # Fast path: one target, a replica available, room in its queue.
         group = route[0]
@@ -511,7 +507,7 @@ class CrucibleCore:
         elif slot.queue.size < self._max_queue:
             self._push(slot, d)
         else:
-            return [d]
+            await self._wait_for_room([d])
         return None
 
     def _publish_many(
@@ -594,11 +590,6 @@ class CrucibleCore:
         if slot is not None and slot.queue.size >= self._max_queue:
             slot = self._with_room(group, slot)
         return slot
-
-    async def wait_for_room(self, held: list[Delivery]) -> None:
-        """Queue the deliveries ``publish_now`` returned, as room appears (or dead-letter
-        them if the core stops first)."""
-        await self._wait_for_room(held)
 
     async def _wait_for_room(self, pending: list[Delivery]) -> None:
         """Backpressure "wait": queue each pending delivery as room appears. The list is

@@ -229,7 +229,7 @@ def decode_event(t: Any, sources: SourceCache, wire: bool = False) -> Event:
     """The Event a wire array describes (a ``WireEvent`` holding ``t`` if ``wire``).
     Raises ValueError saying which field is wrong. It checks everything ``validate``
     checks but the size limit, which is the core's (so the daemon publishes it with
-    ``publish_now(event, checked=True)``; a test holds the two to that).
+    ``publish(event, checked=True)``; a test holds the two to that).
 
     Built with ``object.__new__`` and slot assignments rather than ``Event(...)``: the
     dataclass ``__init__`` and ``__post_init__`` (an enum hash for the category) cost three

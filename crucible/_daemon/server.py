@@ -81,7 +81,7 @@ from crucible._daemon.protocol import (
     stats_to_wire,
     welcome,
 )
-from crucible._events import Event, Rejected
+from crucible._events import Event
 from crucible._protocol import CoordinatorError, Service, SettleTimeout, Stats
 
 __all__ = [
@@ -766,10 +766,9 @@ class _Conn(asyncio.Protocol):
         """Publish up to ``_PUBLISH_SLICE`` queued events, then give the loop a turn before
         the next slice: the core's workers start delivering (and its worker pool grows)
         while a large batch is still being published, instead of after it. Each publish is
-        published in place (``publish_now``); one whose deliveries must wait for room
-        (backpressure "wait") continues in a task."""
+        stepped in place; one that suspends (backpressure "wait") continues in a task."""
         server = self.server
-        publish_now = server.core.publish_now
+        publish = server.core.publish
         sources = server.sources
         backlog = self._backlog
         budget = _PUBLISH_SLICE
@@ -791,20 +790,18 @@ class _Conn(asyncio.Protocol):
                     self._reject(frame, first + i, "malformed", str(exc))
                     i += 1
                     continue
-                verdict = publish_now(event, checked=True)
-                if verdict is None:
+                coro = publish(event, checked=True)
+                try:
+                    yielded = coro.send(None)
+                except StopIteration as stop:
+                    verdict = stop.value
+                    if verdict is not None:
+                        frame.rejections.append([first + i, verdict.reason.value, verdict.detail])
                     i += 1
                     continue
-                if verdict.__class__ is not list:
-                    rejected = cast(Rejected, verdict)
-                    frame.rejections.append([first + i, rejected.reason.value, rejected.detail])
-                    i += 1
-                    continue
-                # Accepted, but some deliveries wait for queue room (backpressure "wait"):
-                # the rest of this producer's events wait behind them.
                 frame.pos = i
                 self._publishing = True
-                task = self._spawn(self._publish_waiting(cast(list[Any], verdict), frame))
+                task = self._spawn(self._publish_waiting(coro, yielded, frame))
                 server.waiting_publishes.add(task)
                 task.add_done_callback(server.waiting_publishes.discard)
                 return
@@ -820,8 +817,12 @@ class _Conn(asyncio.Protocol):
             self._publishing = False
             self._unpause("backlog")
 
-    async def _publish_waiting(self, held: list[Any], frame: _Frame) -> None:
-        await self.server.core.wait_for_room(held)
+    async def _publish_waiting(
+        self, coro: Coroutine[Any, Any, Any], yielded: Any, frame: _Frame
+    ) -> None:
+        verdict = await resume(coro, yielded)
+        if verdict is not None:
+            frame.rejections.append([frame.first + frame.pos, verdict.reason.value, verdict.detail])
         frame.pos += 1
         if frame.pos == len(frame.events):
             self._backlog.popleft()
