@@ -16,7 +16,9 @@ suspends in a handler hands the rest of the ring to the next (``_kick``): quick 
 are all run by one task, as in a plain dispatch loop, and slow ones get up to the limits.
 The breaker is consulted when a delivery is taken; a watchdog task cancels calls that
 overrun ``event_timeout_s``. A failed delivery is re-dispatched after an exponential
-backoff (a timer, not a task) and dead-lettered once its retries are spent.
+backoff (a timer, not a task) and dead-lettered once its retries are spent. A service in
+another process takes batch calls instead (``batch``): the worker sends it several
+deliveries and moves on, and each is accounted when its answer arrives.
 
 Accounting is per event: ``published`` counts every call; an accepted event is in flight
 until each of its deliveries has succeeded (``delivered``) or one has been dead-lettered

@@ -1,10 +1,12 @@
 """The daemon: CrucibleCore in its own process, reached over a Unix domain socket.
 
 Producers' events are decoded and published to an ordinary ``CrucibleCore``; a service in
-another process is registered in it as a ``RemoteService`` whose ``handle`` sends the event
-down that service's connection and waits for the ack. So the router's validation, rules,
-de-duplication, balancing, queues, backpressure, breakers, event timeout, retries and dead
-letters all apply unchanged, and the core's accounting is the daemon's accounting.
+another process is registered in it as a ``RemoteService`` that takes batch calls
+(``crucible._core.batch``): the core hands it deliveries, it sends them down that service's
+connection, and it passes each ack or nack back to the core as it arrives. So the router's
+validation, rules, de-duplication, balancing, queues, backpressure, breakers, event
+timeout, retries and dead letters all apply unchanged, and the core's accounting is the
+daemon's accounting.
 
 What happens when things go wrong:
 
