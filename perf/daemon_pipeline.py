@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from crucible._daemon.client import Backoff, Producer, ServiceClient, _Endpoint, _Link
 from crucible._daemon.server import DaemonServer, _Conn
@@ -103,22 +103,29 @@ def _memory_link(endpoint: _Endpoint, server: DaemonServer) -> _Link:
     return link
 
 
-class _MemoryProducer(Producer):
-    def __init__(self, server: DaemonServer) -> None:
-        super().__init__("memory", backoff=Backoff(attempts=1))
-        self._server = server
+class _OverMemory(_Endpoint):
+    """A client whose connections reach ``server`` through memory."""
+
+    server: DaemonServer
 
     async def _open_transport(self) -> _Link:
-        return _memory_link(self, self._server)
+        return _memory_link(self, self.server)
 
 
-class _MemoryServiceClient(ServiceClient):
-    def __init__(self, server: DaemonServer) -> None:
-        super().__init__("memory", backoff=Backoff(attempts=1))
-        self._server = server
+class _MemoryProducer(_OverMemory, Producer):
+    pass
 
-    async def _open_transport(self) -> _Link:
-        return _memory_link(self, self._server)
+
+class _MemoryServiceClient(_OverMemory, ServiceClient):
+    pass
+
+
+_C = TypeVar("_C", bound=_OverMemory)
+
+
+def _over_memory(client: _C, server: DaemonServer) -> _C:
+    client.server = server
+    return client
 
 
 class _Publisher:
@@ -148,8 +155,9 @@ async def run_pipeline(events: int, rounds: int, *, generate_only: bool = False)
         return []
     server = DaemonServer("in-memory")
     await server.start_in_memory()
-    producer = _MemoryProducer(server)
-    services = _MemoryServiceClient(server)
+    backoff = Backoff(attempts=1)
+    producer = _over_memory(_MemoryProducer("memory", backoff=backoff), server)
+    services = _over_memory(_MemoryServiceClient("memory", backoff=backoff), server)
     try:
         await producer.connect()
         await services.connect()

@@ -30,7 +30,7 @@ from crucible._daemon.protocol import (
     RemoteError,
     hello,
 )
-from crucible._daemon.server import DaemonServer, bind_socket
+from crucible._daemon.server import DaemonServer, RemoteHandlerError, bind_socket
 
 from .test_daemon_support import Raw, Remote, daemon, fast_core, short_dir, until
 
@@ -305,6 +305,22 @@ def test_events_go_through_with_verdicts_and_balanced_stats() -> None:
             assert stats.balanced and stats.in_flight == 0
             assert len(a.seen) + len(b.seen) == 21 and a.seen and b.seen  # round robin
             assert producer.accepted == 21 and producer.rejected == 2
+
+    run(main)
+
+
+def test_a_remote_service_handles_one_event_when_awaited_directly() -> None:
+    # The core sends batch calls; handle is the one-event form of the same path.
+    async def main() -> None:
+        good, bad = Remote("file-0"), Remote("file-1", fail=True)
+        async with daemon() as server, clients(server, good, bad):
+            await until(lambda: len(server.core.services()) == 2)
+            remote = {name: server.core._slots[name].service for name in ("file-0", "file-1")}
+            event = ev(event_id="direct")
+            await remote["file-0"].handle(event)  # returns once acked
+            assert good.seen == ["direct"]
+            with pytest.raises(RemoteHandlerError, match="file-1 refused direct"):
+                await remote["file-1"].handle(event)
 
     run(main)
 

@@ -903,6 +903,11 @@ class CrucibleCore:
             self._delivered_one(d[2])
         else:
             self._on_failure(d, slot, DeadReason.ERROR, _describe(outcome))
+        self._room_freed(slot)
+
+    def _room_freed(self, slot: ServiceSlot) -> None:
+        """A batch delivery of ``slot`` ended: services waiting for the core to drop below
+        ``max_concurrent`` go back in the ring, and so does ``slot`` if it has work."""
         if self._saturated:
             self._release_saturated()
         if slot.queue.size and not slot.ready and not slot.closed and self._running:
@@ -951,15 +956,8 @@ class CrucibleCore:
                     DeadReason.TIMEOUT,
                     f"TimeoutError: handler ran longer than {self._event_timeout_s} s",
                 )
-        if stopped:
-            return
-        if self._saturated:
-            self._release_saturated()
-        if slot.queue.size and not slot.ready and not slot.closed:
-            slot.ready = True
-            self._ready.append(slot)
-            if self._awake <= self._calls:
-                self._wake_one()
+        if not stopped:
+            self._room_freed(slot)
 
     def _on_failure(self, d: Delivery, slot: ServiceSlot, reason: DeadReason, error: str) -> None:
         slot.failed += 1

@@ -17,7 +17,9 @@ from typing import Any, Final
 
 from crucible._core import BACKPRESSURE_MODES, STRATEGIES, CoreConfig
 from crucible._daemon.protocol import DaemonLimits
-from crucible._daemon.server import daemon_core_config
+
+# The daemon's CrucibleCore defaults, for its command line and core-daemon.
+from crucible._daemon.server import daemon_core_config as default_core_config
 
 __all__ = [
     "LOOPS",
@@ -88,11 +90,6 @@ def _metavar(f: _Flag) -> str | None:
     if f.choices is not None:
         return None
     return "S" if f.type is _float else "N"
-
-
-def default_core_config() -> CoreConfig:
-    """The daemon's CrucibleCore defaults (``server.daemon_core_config``)."""
-    return daemon_core_config()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -967,8 +967,9 @@ class _Conn(asyncio.Protocol):
             entry[0].settle(entry[1], RemoteHandlerError(error))
 
     def _sweep(self) -> None:
-        """Calls the core gave up on (timed out, or the core stopped) have cancelled futures:
-        forget them and tell the service, so it can cancel the handlers."""
+        """Deliveries the core gave up on (timed out, or the core stopped) belong to batch
+        calls marked cancelled: forget them and tell the service, so it can cancel the
+        handlers."""
         self._sweep_timer = None
         if self.lost:
             return
