@@ -40,7 +40,16 @@ from typing import Any
 from perf.errors import ExitCode, GateError, OutputError, RefError, ResultError, exit_code
 from perf.outcome import Artifact, GateOutcome
 from perf.policy import Mode, Policy, load_policy
-from perf.verdict import Comparison, Verdict, compare, exit_status, needs_more_samples, run_verdict
+from perf.verdict import (
+    Comparison,
+    Verdict,
+    compare,
+    exit_status,
+    hold_for_machine,
+    machine_shift,
+    needs_more_samples,
+    run_verdict,
+)
 
 __all__ = [
     "GATED_METRICS",
@@ -75,6 +84,7 @@ DEFAULT_BUDGET_S = 360.0
 # Differential profiles of regressions start only if they can end within this long after
 # the measuring budget: a PR run then stays within 8 minutes (360 + 90 s, plus reports).
 PROFILE_ALLOWANCE_S = 90.0
+_KERNEL_NOTE = "calibration kernel"
 SAMPLE_TIMEOUT_S = 600.0
 
 # What the gate decides on, per kind of case. Unpaced workloads: time per workload and
@@ -569,7 +579,6 @@ def _measure_and_decide(
     t0: float,
     notes: list[str],
 ) -> GateOutcome:
-    from perf.baseline import rescale_for_machine
     from perf.machine import MachineWatch
     from perf.worktree import base_worktree
 
@@ -623,22 +632,9 @@ def _measure_and_decide(
             if baseline is not None:
 
                 def against_baseline() -> list[Comparison]:
-                    calib = statistics.median(samples.calibration_s["head"])
-                    stored, note = rescale_for_machine(
-                        baseline,
-                        fingerprint=machine.fingerprint,
-                        python=machine.python_version,
-                        calibration_s=calib,
+                    return _against_baseline(
+                        samples, keys, policy, config.seed, baseline, machine, notes
                     )
-                    if note and note not in notes:
-                        notes.append(note)
-                    base_map = {
-                        (b, m): v
-                        for b, ms in stored.items()
-                        for m, v in ms.items()
-                        if (b, m) in keys
-                    }
-                    return _compare_head(samples, keys, policy, config.seed, base_map)
 
                 comparisons = _rounds_until_decided(
                     sides, plan, samples, rng, work, t0, config, policy, against_baseline
@@ -661,10 +657,19 @@ def _measure_and_decide(
         verdict = Verdict.FAIL
         warnings.extend(memory_failures)
     notes.extend(n for section in sections for n in section.notes)
-    if verdict is Verdict.INCONCLUSIVE:
+    held = sum(c.machine_held for c in comparisons)
+    if held:
+        kernel = next((n for n in notes if n.startswith(_KERNEL_NOTE)), _KERNEL_NOTE)
         warnings.append(
-            f"{sum(c.verdict is Verdict.INCONCLUSIVE for c in comparisons)} comparisons stayed "
-            f"inconclusive after {samples.rounds('head')} rounds (budget {policy.max_rounds})"
+            f"{held} time comparisons held inconclusive, their change within what the "
+            f"machine's own move could cause ({kernel}); compare within rounds with "
+            "--base REF, or re-record the baseline on a quiet machine (nox -s perf_baseline)"
+        )
+    undecided = [c for c in comparisons if c.verdict is Verdict.INCONCLUSIVE and not c.machine_held]
+    if undecided:
+        warnings.append(
+            f"{len(undecided)} comparisons stayed inconclusive after "
+            f"{max(c.n_head for c in undecided)} rounds (budget {policy.max_rounds})"
         )
     status = int(exit_status(verdict, config.strict)) if comparisons or memory_failures else 0
     artifacts = (
@@ -734,6 +739,49 @@ def _compare_head(
     paired = stored is None
     base = _sample_map(samples, "base", keys) if stored is None else stored
     return compare(base, _sample_map(samples, "head", keys), policy, paired=paired, seed=seed)
+
+
+def _against_baseline(
+    samples: RoundSamples,
+    keys: Sequence[tuple[str, str]],
+    policy: Policy,
+    seed: int,
+    baseline: Any,
+    machine: Any,
+    notes: list[str],
+) -> list[Comparison]:
+    """Head's rounds against a stored baseline (``perf.baseline.Baseline``). From another
+    machine: on this machine's scale (``rescale_for_machine``). From this one: as stored,
+    then ``hold_for_machine`` with the calibration kernel's move since the baseline, which
+    ``notes`` reports (one note, updated as rounds are added)."""
+    from perf.baseline import TIME_LIKE_PREFIXES, rescale_for_machine
+
+    calib = statistics.median(samples.calibration_s["head"])
+    stored, note = rescale_for_machine(
+        baseline,
+        fingerprint=machine.fingerprint,
+        python=machine.python_version,
+        calibration_s=calib,
+    )
+    if note and note not in notes:
+        notes.append(note)
+    base_map = {(b, m): v for b, ms in stored.items() for m, v in ms.items() if (b, m) in keys}
+    found = _compare_head(samples, keys, policy, seed, base_map)
+    if note is not None:
+        return found  # another machine: already on this one's scale
+    # The baseline's own machine, maybe in another state (this one's speed changes by up
+    # to 2x): the kernel says how far it moved.
+    shift = machine_shift(baseline.calibration_s, samples.calibration_s["head"])
+    if shift is None:
+        return found
+    notes[:] = [n for n in notes if not n.startswith(_KERNEL_NOTE)]
+    notes.append(
+        f"{_KERNEL_NOTE} {calib * 1e3:.2f} ms (median of this run's workers), "
+        f"{baseline.calibration_median_s * 1e3:.2f} ms in the baseline: the machine is "
+        f"{abs(shift) * 100:.1f}% {'slower' if shift > 0 else 'faster'} than when the "
+        "baseline was recorded"
+    )
+    return hold_for_machine(found, shift, TIME_LIKE_PREFIXES)
 
 
 def _rounds_until_decided(

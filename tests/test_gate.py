@@ -511,3 +511,96 @@ def test_a_round_alternates_sides_per_repeat_and_asks_head_only_cases_of_head(
     assert docs["base"]["samples"] == {"s.a.core": {"time": 2.0}}
     assert docs["head"]["samples"]["s.a.core"] == {"time": 2.0}
     assert docs["head"]["samples"]["s.d.core-daemon"] == {"time": 5.0}
+
+
+def _baseline_file(tmp_path: Path, kernel_s: list[float]) -> Path:
+    from perf.baseline import write_baseline
+    from perf.calibration import CALIBRATION_VERSION
+
+    times = [0.020, 0.021, 0.0205, 0.0198, 0.0202, 0.0207]
+    path = tmp_path / "quick.json"
+    write_baseline(
+        path,
+        {
+            "created_utc": "2026-11-26T00:00:00Z",
+            "commit": "a" * 40,
+            "dirty": False,
+            "set": "quick",
+            "python": "3.11.7",
+            "machine": {"fingerprint": "f" * 16, "cpu": "Test CPU"},
+            "calibration": {"version": CALIBRATION_VERSION, "seconds": kernel_s},
+            "sampling": {"unpaced_repeats": 5},
+            "samples": {"s.a.core": {"time": times, "rss_peak": [3e7] * 6}},
+        },
+    )
+    return path
+
+
+def _head_rounds(level: float, kernel_s: float) -> RoundSamples:
+    samples = RoundSamples()
+    for i in range(6):
+        time_s = 0.0203 * level * (1.0 + 0.01 * (i % 3 - 1))
+        samples.add(
+            "head",
+            {
+                "calibration": {"seconds": kernel_s},
+                "samples": {"s.a.core": {"time": time_s, "rss_peak": 3e7}},
+            },
+        )
+    return samples
+
+
+@pytest.mark.parametrize(
+    ("kernel_s", "held", "note"),
+    [(0.034, True, "70.0% slower"), (0.0199, False, "0.5% faster")],
+)
+def test_baseline_mode_holds_time_for_a_machine_that_moved(
+    tmp_path: Path, kernel_s: float, held: bool, note: str
+) -> None:
+    from types import SimpleNamespace
+
+    from perf.baseline import load_baseline
+    from perf.gate import _against_baseline
+    from perf.policy import Policy
+    from perf.verdict import Verdict
+
+    baseline = load_baseline(_baseline_file(tmp_path, [0.019, 0.020, 0.021]))
+    machine = SimpleNamespace(fingerprint="f" * 16, python_version="3.11.7")
+    policy = Policy(mode=Mode.BASELINE, min_rounds=5)
+    notes = ["an earlier note"]
+    keys = gated_keys(PLAN[:1])
+    found = _against_baseline(
+        _head_rounds(1.65, kernel_s), keys, policy, 0, baseline, machine, notes
+    )
+    time_c = next(c for c in found if c.metric == "time")
+    rss = next(c for c in found if c.metric == "rss_peak")
+    assert time_c.machine_held is held
+    assert time_c.verdict is (Verdict.INCONCLUSIVE if held else Verdict.FAIL)
+    assert rss.verdict is Verdict.PASS and not rss.machine_held
+    assert notes[0] == "an earlier note" and note in notes[-1] and len(notes) == 2
+    # Asked again after more rounds: one kernel note, updated, not a second one.
+    _against_baseline(_head_rounds(1.65, kernel_s), keys, policy, 0, baseline, machine, notes)
+    assert len(notes) == 2
+
+
+def test_baseline_from_another_machine_is_rescaled_not_held(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from perf.baseline import load_baseline
+    from perf.gate import _against_baseline
+    from perf.policy import Policy
+
+    baseline = load_baseline(_baseline_file(tmp_path, [0.019, 0.020, 0.021]))
+    machine = SimpleNamespace(fingerprint="0" * 16, python_version="3.11.7")
+    notes: list[str] = []
+    found = _against_baseline(
+        _head_rounds(1.7, 0.034),
+        gated_keys(PLAN[:1]),
+        Policy(mode=Mode.BASELINE, min_rounds=5),
+        0,
+        baseline,
+        machine,
+        notes,
+    )
+    assert not any(c.machine_held for c in found)
+    assert len(notes) == 1 and "another machine" in notes[0]
