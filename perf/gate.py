@@ -393,9 +393,11 @@ def _run_rounds(
     t0: float,
     total_hint: int,
     indices: Sequence[int] | None = None,
+    budget_s: float | None = None,
 ) -> float:
     """Run ``count`` rounds (of the cases at ``indices``, all by default); returns the
-    seconds the last one took."""
+    seconds the last one took. Progress counts down to ``total_hint`` rounds, or for extra
+    rounds (``budget_s`` given: their number is not known ahead) to the time budget."""
     plan_file = work / "plan.json"
     first = next(iter(sides))
     chosen = list(range(len(plan))) if indices is None else list(indices)
@@ -408,10 +410,13 @@ def _run_rounds(
             samples.add(side, document)
         took = time.monotonic() - started
         elapsed = time.monotonic() - t0
-        left = took * max(total_hint - n, 0)
+        if budget_s is None:
+            of, left = f"{n}/{total_hint}", f"about {took * max(total_hint - n, 0):.0f} s left"
+        else:
+            of, left = f"{n}", f"at most {max(budget_s - elapsed, 0.0):.0f} s of the budget left"
         _progress(
-            f"[gate] round {n}/{total_hint} done ({len(chosen)} cases x {len(sides)} sides, "
-            f"{took:.0f} s); elapsed {elapsed:.0f} s, about {left:.0f} s left"
+            f"[gate] round {of} done ({len(chosen)} cases x {len(sides)} sides, "
+            f"{took:.0f} s); elapsed {elapsed:.0f} s, {left}"
         )
     return took
 
@@ -822,7 +827,9 @@ def _rounds_until_decided(
             f"[gate] {len(wanted)} comparisons inconclusive: one more round of their "
             f"{len(indices)} cases"
         )
-        took = _run_rounds(sides, plan, samples, 1, rng, work, t0, done + 1, indices)
+        took = _run_rounds(
+            sides, plan, samples, 1, rng, work, t0, done + 1, indices, config.budget_s
+        )
         per_case = took / len(indices)
 
 

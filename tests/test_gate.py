@@ -604,3 +604,24 @@ def test_baseline_from_another_machine_is_rescaled_not_held(tmp_path: Path) -> N
     )
     assert not any(c.machine_held for c in found)
     assert len(notes) == 1 and "another machine" in notes[0]
+
+
+def test_progress_counts_rounds_then_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import random
+
+    import perf.gate as gate
+
+    monkeypatch.setattr(
+        gate, "_run_round", lambda *a: {"head": {"calibration": None, "samples": {}}}
+    )
+    samples = RoundSamples()
+    sides = {"head": tmp_path}
+    t0 = time.monotonic()
+    gate._run_rounds(sides, [{}], samples, 2, random.Random(0), tmp_path, t0, 12)
+    gate._run_rounds(sides, [{}], samples, 1, random.Random(0), tmp_path, t0, 3, [0], 360.0)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("[gate] round 1/12 done") and "s left" in lines[0]
+    assert lines[2].startswith("[gate] round 3 done") and "of the budget left" in lines[2]
+    assert "at most 36" in lines[2] or "at most 35" in lines[2]
