@@ -17,7 +17,12 @@ Two measures:
   that moves work between the two processes moves nothing here; the throughput of
   ``perf.daemon_speed`` is the judge, this is the guide.
 
-Usage: ``python -m perf.daemon_pipeline [--events N] [--rounds N] [--instructions]``.
+``--work none`` gives the services no work (their handlers return at once): the count
+less this one is what the medium services' own work costs, which the in-process core pays
+too; the rest is the daemon's path.
+
+Usage: ``python -m perf.daemon_pipeline [--events N] [--rounds N] [--instructions]
+[--work none|hash|parse]``.
 """
 
 from __future__ import annotations
@@ -142,13 +147,18 @@ class _Publisher:
         return await self._producer.submit(event)
 
 
-async def run_pipeline(events: int, rounds: int, *, generate_only: bool = False) -> list[float]:
+async def run_pipeline(
+    events: int, rounds: int, *, generate_only: bool = False, work: str | None = None
+) -> list[float]:
     """CPU microseconds per event of each round: ``events`` medium events published,
     delivered and acked through an in-process daemon. The events of a round are generated
     before its clock starts. Raises RuntimeError if a round does not deliver every event
     or the daemon's accounting does not balance. ``generate_only``: generate the events
-    and return nothing (the baseline of ``--instructions``)."""
+    and return nothing (the baseline of ``--instructions``). ``work``: the services' work
+    kind instead of the scenario's (``WorkSpec``; "none": handlers that return at once)."""
     scenario = dataclasses.replace(get_scenario("medium"), events=events)
+    if work is not None:
+        scenario = dataclasses.replace(scenario, work=dataclasses.replace(scenario.work, kind=work))
     if generate_only:
         for r in range(rounds):
             generate_events(scenario, seed=r + 1)
@@ -205,7 +215,7 @@ def instructions_per_event(totals: dict[tuple[str, int], int], small: int, large
     return (grown - generating) / (large - small)
 
 
-def _count(mode: str, events: int) -> int:
+def _count(mode: str, events: int, work: str | None) -> int:
     argv = [
         "valgrind",
         "--tool=callgrind",
@@ -221,6 +231,8 @@ def _count(mode: str, events: int) -> int:
     ]
     if mode == "generate":
         argv.append("--generate-only")
+    if work is not None:
+        argv += ["--work", work]
     env = dict(os.environ, PYTHONHASHSEED="0")
     try:
         done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
@@ -233,6 +245,10 @@ def _count(mode: str, events: int) -> int:
     return parse_collected(done.stderr)
 
 
+def _work_label(work: str | None) -> str:
+    return "" if work is None else f", services' work {work}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000, help="events a round (10,000)")
@@ -242,6 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help=f"count instructions per event with callgrind ({SMALL_RUN:,} and {LARGE_RUN:,} "
         "events; takes about two minutes)",
+    )
+    parser.add_argument(
+        "--work",
+        choices=("none", "hash", "parse"),
+        help="the services' work instead of the scenario's (none: handlers return at once)",
     )
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
@@ -253,14 +274,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for mode in ("generate", "pipeline"):
             for events in (SMALL_RUN, LARGE_RUN):
                 print(f"callgrind: {mode}, {events:,} events ...", file=sys.stderr, flush=True)
-                totals[(mode, events)] = _count(mode, events)
+                totals[(mode, events)] = _count(mode, events, args.work)
         per_event = instructions_per_event(totals, SMALL_RUN, LARGE_RUN)
-        print(f"daemon pipeline (medium): {per_event:,.0f} instructions per event")
+        print(
+            f"daemon pipeline (medium{_work_label(args.work)}): "
+            f"{per_event:,.0f} instructions per event"
+        )
         return 0
-    figures = asyncio.run(run_pipeline(args.events, args.rounds, generate_only=args.generate_only))
+    figures = asyncio.run(
+        run_pipeline(args.events, args.rounds, generate_only=args.generate_only, work=args.work)
+    )
     if not args.quiet:
         print(
-            f"daemon pipeline (medium, {args.events:,} events a round): median "
+            f"daemon pipeline (medium{_work_label(args.work)}, {args.events:,} events a round): "
+            f"median "
             f"{statistics.median(figures):.1f} us of CPU per event "
             f"({min(figures):.1f}-{max(figures):.1f}, {args.rounds} rounds)"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -41,4 +42,32 @@ def test_instructions_per_event_subtract_the_generation_of_the_events() -> None:
 def test_a_run_needs_at_least_one_event_and_one_round() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--events", "0"])
+    assert exc.value.code == 2
+
+
+def test_work_none_gives_the_services_no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    import perf.daemon_pipeline as pipeline
+    from crucible._services import SimulatedService
+    from crucible._workload import Scenario
+
+    seen: list[str] = []
+    built: list[SimulatedService] = []
+    from crucible._workload import build_services as real
+
+    def build(scenario: Scenario, **kwargs: Any) -> list[SimulatedService]:
+        seen.append(scenario.work.kind)
+        services = real(scenario, **kwargs)
+        built.extend(services)
+        return services
+
+    monkeypatch.setattr(pipeline, "build_services", build)
+    asyncio.run(run_pipeline(200, 1, work="none"))
+    asyncio.run(run_pipeline(200, 1))
+    assert seen == ["none", "hash"]
+    idle, busy = built[: len(built) // 2], built[len(built) // 2 :]
+    # Each set handled the events; only the services with work hashed anything.
+    assert sum(s.handled for s in idle) > 0 and sum(s.handled for s in busy) > 0
+    assert all(s.digest == 0 for s in idle) and any(s.digest != 0 for s in busy)
+    with pytest.raises(SystemExit) as exc:
+        main(["--work", "sleep"])
     assert exc.value.code == 2
