@@ -269,6 +269,7 @@ def _synthetic_rounds(head_ratio: dict[str, float], calls: list[list[int]]) -> o
         t0: float,
         total_hint: int,
         indices: list[int] | None = None,
+        budget_s: float | None = None,
     ) -> float:
         chosen = list(range(len(plan))) if indices is None else list(indices)
         for _ in range(count):
