@@ -13,31 +13,14 @@ from perf.baseline import (
     rescale_for_machine,
     write_baseline,
 )
-from perf.calibration import CALIBRATION_VERSION, calibrate, kernel
+from perf.calibration import calibrate, kernel
 from perf.errors import BaselineError
-
-
-def _document(**changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "created_utc": "2026-11-26T00:00:00Z",
-        "commit": "a" * 40,
-        "dirty": False,
-        "set": "quick",
-        "python": "3.11.7",
-        "machine": {"fingerprint": "f" * 16, "cpu": "Test CPU"},
-        "calibration": {"version": CALIBRATION_VERSION, "seconds": [0.010, 0.011, 0.012]},
-        "sampling": {"unpaced_repeats": 5},
-        "samples": {
-            "daemon_performance.medium.core": {"time": [0.02, 0.021], "rss_peak": [3e7, 3e7]}
-        },
-    }
-    doc.update(changes)
-    return doc
+from tests.baseline_fixtures import baseline_document
 
 
 def test_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
-    write_baseline(path, _document())
+    write_baseline(path, baseline_document())
     baseline = load_baseline(path)
     assert baseline.schema_version == BASELINE_SCHEMA_VERSION
     assert baseline.samples["daemon_performance.medium.core"]["time"] == [0.02, 0.021]
@@ -74,7 +57,7 @@ def test_corrupt_or_truncated_baseline_is_refused(
 
 def test_truncated_real_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
-    write_baseline(path, _document())
+    write_baseline(path, baseline_document())
     text = path.read_text()
     path.write_text(text[: len(text) // 2])
     with pytest.raises(BaselineError, match="truncated"):
@@ -83,7 +66,7 @@ def test_truncated_real_file_is_refused(tmp_path: Path) -> None:
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
-    write_baseline(path, _document())
+    write_baseline(path, baseline_document())
     data = json.loads(path.read_text())
     data["schema_version"] = BASELINE_SCHEMA_VERSION + 1
     path.write_text(json.dumps(data))
@@ -97,7 +80,11 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 )
 def test_samples_must_be_positive_numbers(tmp_path: Path, samples: Any) -> None:
     path = tmp_path / "quick.json"
-    data = {"kind": "crucible-perf-baseline", "schema_version": 1, **_document(samples=samples)}
+    data = {
+        "kind": "crucible-perf-baseline",
+        "schema_version": 1,
+        **baseline_document(samples=samples),
+    }
     path.write_text(json.dumps(data))
     with pytest.raises(BaselineError):
         load_baseline(path)
@@ -105,16 +92,16 @@ def test_samples_must_be_positive_numbers(tmp_path: Path, samples: Any) -> None:
 
 def test_write_refuses_bad_samples_and_keeps_old_file(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
-    write_baseline(path, _document())
+    write_baseline(path, baseline_document())
     before = path.read_text()
     with pytest.raises(BaselineError):
-        write_baseline(path, _document(samples={"b": {"time": [-1.0]}}))
+        write_baseline(path, baseline_document(samples={"b": {"time": [-1.0]}}))
     assert path.read_text() == before
 
 
 def test_same_machine_is_compared_as_stored(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
-    write_baseline(path, _document())
+    write_baseline(path, baseline_document())
     samples, note = rescale_for_machine(
         load_baseline(path), fingerprint="f" * 16, python="3.11.7", calibration_s=0.5
     )
@@ -124,7 +111,7 @@ def test_same_machine_is_compared_as_stored(tmp_path: Path) -> None:
 
 def test_other_machine_scales_time_not_memory(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
-    write_baseline(path, _document())
+    write_baseline(path, baseline_document())
     samples, note = rescale_for_machine(
         load_baseline(path), fingerprint="0" * 16, python="3.11.7", calibration_s=0.022
     )
@@ -135,11 +122,11 @@ def test_other_machine_scales_time_not_memory(tmp_path: Path) -> None:
 
 def test_other_python_or_kernel_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
-    write_baseline(path, _document())
+    write_baseline(path, baseline_document())
     baseline = load_baseline(path)
     with pytest.raises(BaselineError, match=r"Python 3\.11\.7"):
         rescale_for_machine(baseline, fingerprint="f" * 16, python="3.12.1", calibration_s=0.01)
-    write_baseline(path, _document(calibration={"version": 99, "seconds": [0.01]}))
+    write_baseline(path, baseline_document(calibration={"version": 99, "seconds": [0.01]}))
     with pytest.raises(BaselineError, match="calibration kernel"):
         rescale_for_machine(
             load_baseline(path), fingerprint="f" * 16, python="3.11.7", calibration_s=0.01
@@ -153,7 +140,7 @@ def test_calibration_kernel_is_deterministic_and_timed() -> None:
 
 def test_baseline_sampled_another_way_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
-    write_baseline(path, _document())
+    write_baseline(path, baseline_document())
     baseline = load_baseline(path)
     assert baseline.unpaced_repeats == 5
     check_sampling(baseline, 5)
@@ -163,7 +150,7 @@ def test_baseline_sampled_another_way_is_refused(tmp_path: Path) -> None:
 
 def test_version_1_baseline_counts_as_one_measurement_per_sample(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
-    doc = _document()
+    doc = baseline_document()
     del doc["sampling"]
     path.write_text(json.dumps({"kind": "crucible-perf-baseline", "schema_version": 1, **doc}))
     baseline = load_baseline(path)
@@ -176,7 +163,7 @@ def test_version_1_baseline_counts_as_one_measurement_per_sample(tmp_path: Path)
 @pytest.mark.parametrize("sampling", [None, {}, {"unpaced_repeats": 0}, {"unpaced_repeats": True}])
 def test_version_2_baseline_needs_its_sampling(tmp_path: Path, sampling: Any) -> None:
     path = tmp_path / "quick.json"
-    doc = _document()
+    doc = baseline_document()
     if sampling is None:
         del doc["sampling"]
     else:

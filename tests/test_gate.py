@@ -517,23 +517,15 @@ def test_a_round_alternates_sides_per_repeat_and_asks_head_only_cases_of_head(
 def _baseline_file(tmp_path: Path, kernel_s: list[float]) -> Path:
     from perf.baseline import write_baseline
     from perf.calibration import CALIBRATION_VERSION
+    from tests.baseline_fixtures import baseline_document
 
     times = [0.020, 0.021, 0.0205, 0.0198, 0.0202, 0.0207]
     path = tmp_path / "quick.json"
-    write_baseline(
-        path,
-        {
-            "created_utc": "2026-11-26T00:00:00Z",
-            "commit": "a" * 40,
-            "dirty": False,
-            "set": "quick",
-            "python": "3.11.7",
-            "machine": {"fingerprint": "f" * 16, "cpu": "Test CPU"},
-            "calibration": {"version": CALIBRATION_VERSION, "seconds": kernel_s},
-            "sampling": {"unpaced_repeats": 5},
-            "samples": {"s.a.core": {"time": times, "rss_peak": [3e7] * 6}},
-        },
+    document = baseline_document(
+        calibration={"version": CALIBRATION_VERSION, "seconds": kernel_s},
+        samples={"s.a.core": {"time": times, "rss_peak": [3e7] * 6}},
     )
+    write_baseline(path, document)
     return path
 
 
