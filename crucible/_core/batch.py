@@ -34,13 +34,14 @@ class BatchCall:
     up on the ones left (timeout, stop).
     """
 
-    __slots__ = ("cancelled", "left", "on_outcome", "pending", "seen", "slot")
+    __slots__ = ("cancelled", "left", "on_handled", "on_outcome", "pending", "seen", "slot")
 
     def __init__(
         self,
         slot: ServiceSlot,
         deliveries: list[Delivery],
         on_outcome: Callable[[BatchCall, int, BaseException | None], None],
+        on_handled: Callable[[BatchCall, list[int]], None] | None = None,
     ) -> None:
         self.slot = slot
         self.pending: list[Delivery | None] = list(deliveries)
@@ -51,11 +52,22 @@ class BatchCall:
         # The core's accounting: settle(i, outcome) is on_outcome(self, i, outcome), which a
         # service's hot path may call directly (one Python frame less per delivery).
         self.on_outcome = on_outcome
+        # settle_handled(indices) is on_handled(self, indices): the core accounts a run of
+        # handled deliveries with the call's and the service's bookkeeping done once.
+        self.on_handled = on_handled
 
     def settle(self, i: int, outcome: BaseException | None) -> None:
         """The service's answer for the i-th delivery: None (handled) or the exception it
         failed with. A second answer, or one after a timeout or stop, is ignored."""
         self.on_outcome(self, i, outcome)
+
+    def settle_handled(self, indices: list[int]) -> None:
+        """``settle(i, None)`` for each of ``indices``, in one call."""
+        if self.on_handled is not None:
+            self.on_handled(self, indices)
+            return
+        for i in indices:
+            self.on_outcome(self, i, None)
 
     def __repr__(self) -> str:
         return f"<BatchCall to {self.slot.name!r}: {self.left} of {len(self.pending)} left>"

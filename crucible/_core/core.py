@@ -861,7 +861,7 @@ class CrucibleCore:
         if k:
             slot.in_flight += k
             self._remote_calls += k
-            call = BatchCall(slot, batch, self._remote_outcome)
+            call = BatchCall(slot, batch, self._remote_outcome, self._remote_handled)
             self._remote[call] = None
             handle_batch = slot.handle_batch
             assert handle_batch is not None
@@ -903,6 +903,42 @@ class CrucibleCore:
             self._delivered_one(d[2])
         else:
             self._on_failure(d, slot, DeadReason.ERROR, _describe(outcome))
+        self._room_freed(slot)
+
+    def _remote_handled(self, call: BatchCall, indices: list[int]) -> None:
+        """``_remote_outcome(call, i, None)`` for each of ``indices`` (an ACK frame answers
+        a call's deliveries in runs), with the call's, the service's and the ring's
+        bookkeeping done once for the run."""
+        pending = call.pending
+        k = 0
+        for i in indices:
+            d = pending[i]
+            if d is None:
+                continue  # answered already, or timed out or stopped
+            pending[i] = None
+            k += 1
+            ticket = d[2]
+            if ticket is None:
+                self._delivered += 1
+                self._in_flight -= 1
+            else:
+                ticket[0] -= 1
+                if not ticket[0]:
+                    self._settle_ticket(ticket)
+        if not k:
+            return
+        call.left -= k
+        if not call.left:
+            self._remote.pop(call, None)
+        self._remote_calls -= k
+        slot = call.slot
+        slot.in_flight -= k
+        slot.delivered += k
+        breaker = slot.breaker
+        if breaker.failures:
+            breaker.record_success()
+        if not self._in_flight and self._idle is not None:
+            self._now_idle()
         self._room_freed(slot)
 
     def _room_freed(self, slot: ServiceSlot) -> None:

@@ -988,11 +988,22 @@ class _Conn(asyncio.Protocol):
                 ErrorCode.MALFORMED, "ACK must be [25, [seq, ...], [[seq, error], ...]]"
             )
         pop = self.pending.pop
+        # A call's deliveries have consecutive seqs and are mostly acked in order: each run
+        # of one call's acks is settled in one call.
+        call: BatchCall | None = None
+        run: list[int] = []
         for seq in f[1]:
             entry = pop(seq, None)
-            if entry is not None:
-                call = entry[0]
-                call.on_outcome(call, entry[1], None)  # call.settle(i, None), one frame less
+            if entry is None:
+                continue
+            if entry[0] is call:
+                run.append(entry[1])
+                continue
+            if call is not None:
+                call.settle_handled(run)
+            call, run = entry[0], [entry[1]]
+        if call is not None:
+            call.settle_handled(run)
         for seq, error in f[2]:
             entry = pop(seq, None)
             if entry is not None:
