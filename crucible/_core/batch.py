@@ -4,8 +4,9 @@ by one.
 A service may offer ``handle_batch(call, events)`` beside ``handle``. CrucibleCore then
 sends a claimed service's queued deliveries to it together (as many as its free
 ``service_concurrency`` allows) and does not wait: the service answers each delivery later
-with ``call.settle(i, outcome)``, and the core accounts that delivery at once, exactly as
-it accounts a ``handle`` call that returned or raised. So a remote delivery costs no task
+with ``call.settle(i, outcome)`` (or several handled ones with ``call.settle_handled``), and
+the core accounts that delivery at once, exactly as it accounts a ``handle`` call that
+returned or raised. So a remote delivery costs no task
 switch and no future, and one slow delivery holds up nobody else's accounting.
 
 The core keeps the calls that still have deliveries unanswered: its watchdog times them
