@@ -409,6 +409,51 @@ def test_a_call_over_the_event_timeout_is_cancelled_on_the_service() -> None:
     run(main)
 
 
+def test_a_suspended_handler_holds_up_no_other_delivery_and_is_acked_later() -> None:
+    # Handlers run one after another in place; one that suspends goes on in a task and the
+    # rest do not wait for it. Its ack comes after the others' ACK frames went out.
+    async def main() -> None:
+        slow, fast = Remote("file-0"), Remote("file-1")
+        slow.gate = asyncio.Event()
+        async with daemon() as server, clients(server, slow, fast) as (producer, _, admin):
+            events = [ev(event_id="s1", targets=("file-0",))]
+            events += [ev(event_id=f"f{i}", targets=("file-1",)) for i in range(20)]
+            events += [ev(event_id="s2", targets=("file-0",))]
+            assert await producer.publish_many(events) == [None] * 22
+            await until(lambda: len(fast.seen) == 20 and len(slow.started) == 2)
+            stats = await admin.stats()
+            assert stats.delivered == 20 and stats.in_flight == 2 and slow.seen == []
+            slow.gate.set()
+            stats = await admin.settle(5)
+            assert stats.delivered == 22 and stats.balanced
+            assert sorted(slow.seen) == ["s1", "s2"]
+
+    run(main)
+
+
+def test_a_handler_that_fails_after_suspending_is_a_nack() -> None:
+    async def main() -> None:
+        late = Remote("file-0", fail=True)
+        late.gate = asyncio.Event()
+        async with (
+            daemon(core=fast_core(max_retries=0)) as server,
+            clients(server, late) as (
+                producer,
+                _,
+                admin,
+            ),
+        ):
+            assert await producer.publish(ev(event_id="x", targets=("file-0",))) is None
+            await until(lambda: late.started == ["x"])
+            late.gate.set()
+            stats = await admin.settle(5)
+            assert stats.dead_lettered == 1 and stats.delivered == 0 and stats.balanced
+            (letter,) = await admin.dead_letters()
+            assert "file-0 refused x" in letter["error"]
+
+    run(main)
+
+
 def test_backpressure_reject_and_wait_reach_the_producer() -> None:
     async def main() -> None:
         gated = Remote("file-0")

@@ -681,6 +681,17 @@ class Producer(_Endpoint):
 # ------------------------------------------------------------------------------ services
 
 
+class _Run:
+    """One driver's pass over a DELIVER (``ServiceClient._drive``): the delivery whose
+    handler it is in, and whether a task now owns it."""
+
+    __slots__ = ("detached", "seq")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.detached = False
+
+
 class _Subscription:
     __slots__ = ("handler", "healthy", "last_health", "name", "role", "sid", "weight")
 
@@ -845,13 +856,40 @@ class ServiceClient(_Endpoint):
                 if large is None:
                     large = []
                 large.append(at)
+        it = iter(items)
+        todo = zip(it, it, it, it, strict=True)
+        while True:
+            run = _Run()
+            driver = self._drive(link, todo, run)
+            try:
+                yielded = driver.send(None)
+            except StopIteration:
+                break
+            # A handler suspended: its delivery finishes in a task (the driver stops after
+            # it), and a new driver takes the frame's other deliveries.
+            run.detached = True
+            self._running[run.seq] = asyncio.get_running_loop().create_task(resume(driver, yielded))
+        if large is not None:
+            for at in large:
+                cache[at] = None
+                tokens[at] = -1
+
+    async def _drive(
+        self, link: _Link, todo: Iterator[tuple[int, int, int, int]], run: _Run
+    ) -> None:
+        """Call the handlers of a DELIVER's deliveries one after another, awaiting each in
+        place: a handler that returns without suspending costs no task and no
+        StopIteration of its own. The driver runs inside ``_deliver``'s ``send`` until a
+        handler suspends; from then on (``run.detached``) it is a task's, finishes that one
+        delivery (its ack, nack, or a CANCEL's cancellation) and stops."""
+        cache = self._events
+        tokens = self._tokens
+        mask = _EVENT_MASK
         sources = self._sources
         subs = self._subs
         acks = self._acks
         nacks = self._nacks
-        running = self._running
-        it = iter(items)
-        for seq, sid, retry, token in zip(it, it, it, it, strict=True):
+        for seq, sid, retry, token in todo:
             at = token & mask
             if tokens[at] != token:
                 raise KeyError(f"DELIVER names event token {token}, which is not kept")
@@ -864,40 +902,36 @@ class ServiceClient(_Endpoint):
             if sub is None:
                 nacks.append((seq, f"no service with id {sid} here"))
                 continue
-            coro = sub.handler(event)
+            run.seq = seq
             try:
-                yielded = coro.send(None)
-            except StopIteration:
-                acks.append(seq)
-                continue
+                await sub.handler(event)
             except (Exception, asyncio.CancelledError) as exc:
+                if run.detached:
+                    self._detached_end(link, sub, seq, exc)
+                    return
                 nacks.append((seq, _describe(exc)))
                 self._check_health(link, sub)
-                continue
-            running[seq] = asyncio.get_running_loop().create_task(
-                self._finish(link, sub, seq, coro, yielded)
-            )
-        if large is not None:
-            for at in large:
-                cache[at] = None
-                tokens[at] = -1
+            else:
+                if run.detached:
+                    self._detached_end(link, sub, seq, None)
+                    return
+                acks.append(seq)
 
-    async def _finish(
-        self, link: _Link, sub: _Subscription, seq: int, coro: Any, yielded: Any
+    def _detached_end(
+        self, link: _Link, sub: _Subscription, seq: int, exc: BaseException | None
     ) -> None:
-        try:
-            await resume(coro, yielded)
-        except asyncio.CancelledError:
+        """A delivery whose handler suspended has ended. The lists of acks are looked up
+        again: ``_send_acks`` and a lost connection replace them meanwhile."""
+        if isinstance(exc, asyncio.CancelledError):
             if seq not in self._running:
                 return  # cancelled by the daemon (CANCEL) or by a lost connection
             self._nacks.append((seq, "CancelledError"))
-        except Exception as exc:
+        elif exc is not None:
             self._nacks.append((seq, _describe(exc)))
             self._check_health(link, sub)
         else:
             self._acks.append(seq)
-        finally:
-            self._running.pop(seq, None)
+        self._running.pop(seq, None)
         if link is self._link and not self._ack_scheduled:
             self._ack_scheduled = True
             asyncio.get_running_loop().call_soon(self._send_acks)
