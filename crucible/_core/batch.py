@@ -50,8 +50,7 @@ class BatchCall:
         self.cancelled = False
         # When the core's watchdog first saw this call unanswered (None: not yet).
         self.seen: float | None = None
-        # The core's accounting: settle(i, outcome) is on_outcome(self, i, outcome), which a
-        # service's hot path may call directly (one Python frame less per delivery).
+        # The core's accounting: settle(i, outcome) is on_outcome(self, i, outcome).
         self.on_outcome = on_outcome
         # settle_handled(indices) is on_handled(self, indices): the core accounts a run of
         # handled deliveries with the call's and the service's bookkeeping done once.
