@@ -77,9 +77,9 @@ def perf_suites(session: nox.Session) -> None:
 @nox.session(default=False)
 def perf_daemon(session: nox.Session) -> None:
     """CrucibleCore through its daemon beside in-process, against the daemon's targets
-    (python -m perf.daemon_speed)."""
+    (python -m perf.tools.daemon_speed)."""
     session.install("-e", ".[daemon]")
-    session.run("python", "-m", "perf.daemon_speed", *session.posargs)
+    session.run("python", "-m", "perf.tools.daemon_speed", *session.posargs)
 
 
 @nox.session(default=False)

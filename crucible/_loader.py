@@ -19,7 +19,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "crucible.coordinators"
 BUILTIN_COORDINATORS = ("data", "core", "reference")
 # Built in too, but not (yet) among the coordinators the benchmarks measure by default:
-# perf.cases.DEFAULT_COORDINATORS is BUILTIN_COORDINATORS. ``core-daemon`` spawns a daemon
+# perf.workload.cases.DEFAULT_COORDINATORS is BUILTIN_COORDINATORS. ``core-daemon`` spawns a daemon
 # process (crucible._daemon).
 DAEMON_COORDINATORS = ("core-daemon",)
 

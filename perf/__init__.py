@@ -10,17 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from perf.errors import (
-        BaselineError,
-        ConfigError,
-        ExitCode,
-        GateError,
-        OutputError,
-        RefError,
-        ResultError,
-        exit_code,
-    )
-    from perf.policy import (
+    from perf.decide.policy import (
         Check,
         Correction,
         Direction,
@@ -32,7 +22,7 @@ if TYPE_CHECKING:
         load_policy,
         parse_check,
     )
-    from perf.stats import (
+    from perf.decide.stats import (
         CIMethod,
         RatioEstimate,
         Significance,
@@ -48,7 +38,7 @@ if TYPE_CHECKING:
         ratio_ci_unpaired,
         unpaired_test,
     )
-    from perf.verdict import (
+    from perf.decide.verdict import (
         Comparison,
         Verdict,
         compare,
@@ -56,6 +46,16 @@ if TYPE_CHECKING:
         exit_status,
         needs_more_samples,
         run_verdict,
+    )
+    from perf.errors import (
+        BaselineError,
+        ConfigError,
+        ExitCode,
+        GateError,
+        OutputError,
+        RefError,
+        ResultError,
+        exit_code,
     )
 
 _EXPORTS: dict[str, str] = {
@@ -67,37 +67,37 @@ _EXPORTS: dict[str, str] = {
     "RefError": "perf.errors",
     "ResultError": "perf.errors",
     "exit_code": "perf.errors",
-    "Check": "perf.policy",
-    "Correction": "perf.policy",
-    "Direction": "perf.policy",
-    "MetricDirection": "perf.policy",
-    "MetricFamily": "perf.policy",
-    "Mode": "perf.policy",
-    "Override": "perf.policy",
-    "Policy": "perf.policy",
-    "load_policy": "perf.policy",
-    "parse_check": "perf.policy",
-    "CIMethod": "perf.stats",
-    "RatioEstimate": "perf.stats",
-    "Significance": "perf.stats",
-    "SlopeEstimate": "perf.stats",
-    "benjamini_hochberg": "perf.stats",
-    "holm": "perf.stats",
-    "linear_slope_ci": "perf.stats",
-    "min_detectable_change_pct": "perf.stats",
-    "noise_floor_pct": "perf.stats",
-    "paired_ratios": "perf.stats",
-    "paired_test": "perf.stats",
-    "ratio_ci_paired": "perf.stats",
-    "ratio_ci_unpaired": "perf.stats",
-    "unpaired_test": "perf.stats",
-    "Comparison": "perf.verdict",
-    "Verdict": "perf.verdict",
-    "compare": "perf.verdict",
-    "decide": "perf.verdict",
-    "exit_status": "perf.verdict",
-    "needs_more_samples": "perf.verdict",
-    "run_verdict": "perf.verdict",
+    "Check": "perf.decide.policy",
+    "Correction": "perf.decide.policy",
+    "Direction": "perf.decide.policy",
+    "MetricDirection": "perf.decide.policy",
+    "MetricFamily": "perf.decide.policy",
+    "Mode": "perf.decide.policy",
+    "Override": "perf.decide.policy",
+    "Policy": "perf.decide.policy",
+    "load_policy": "perf.decide.policy",
+    "parse_check": "perf.decide.policy",
+    "CIMethod": "perf.decide.stats",
+    "RatioEstimate": "perf.decide.stats",
+    "Significance": "perf.decide.stats",
+    "SlopeEstimate": "perf.decide.stats",
+    "benjamini_hochberg": "perf.decide.stats",
+    "holm": "perf.decide.stats",
+    "linear_slope_ci": "perf.decide.stats",
+    "min_detectable_change_pct": "perf.decide.stats",
+    "noise_floor_pct": "perf.decide.stats",
+    "paired_ratios": "perf.decide.stats",
+    "paired_test": "perf.decide.stats",
+    "ratio_ci_paired": "perf.decide.stats",
+    "ratio_ci_unpaired": "perf.decide.stats",
+    "unpaired_test": "perf.decide.stats",
+    "Comparison": "perf.decide.verdict",
+    "Verdict": "perf.decide.verdict",
+    "compare": "perf.decide.verdict",
+    "decide": "perf.decide.verdict",
+    "exit_status": "perf.decide.verdict",
+    "needs_more_samples": "perf.decide.verdict",
+    "run_verdict": "perf.decide.verdict",
 }
 
 __all__ = [

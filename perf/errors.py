@@ -42,7 +42,7 @@ class ExitCode(IntEnum):
     ``PASS`` (0): no regression. ``REGRESSION`` (1): at least one comparison failed.
     ``UNDECIDED`` (2): the gate itself could not decide - any :class:`GateError`, any
     unexpected exception, and an inconclusive run under ``--strict``
-    (see :func:`perf.verdict.exit_status`).
+    (see :func:`perf.decide.verdict.exit_status`).
     """
 
     PASS = 0

@@ -2,7 +2,7 @@
 
 PR mode (``--base REF``, or the merge base with the default branch): the base commit is
 checked out in a git worktree; each side of each round is a fresh process
-(``perf.sample``). Within a round, every unpaced case is measured ``UNPACED_REPEATS`` times
+(``perf.measure.sample``). Within a round, every unpaced case is measured ``UNPACED_REPEATS`` times
 per side, base and head alternating in random order ask by ask, and the round's figure per
 side is the median of its repeats: both sides sample the same seconds of the machine, so a
 machine that changes speed mid-round moves both. Comparisons use the paired per-round
@@ -37,10 +37,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from perf.errors import ExitCode, GateError, OutputError, RefError, ResultError, exit_code
-from perf.outcome import Artifact, GateOutcome
-from perf.policy import Mode, Policy, load_policy
-from perf.verdict import (
+from perf.decide.outcome import Artifact, GateOutcome
+from perf.decide.policy import Mode, Policy, load_policy
+from perf.decide.verdict import (
     Comparison,
     Verdict,
     compare,
@@ -50,6 +49,7 @@ from perf.verdict import (
     needs_more_samples,
     run_verdict,
 )
+from perf.errors import ExitCode, GateError, OutputError, RefError, ResultError, exit_code
 
 __all__ = [
     "GATED_METRICS",
@@ -63,8 +63,9 @@ __all__ = [
     "run_gate",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUTPUT = ROOT / "benchmark_results"
+from perf.paths import DEFAULT_OUTPUT
+from perf.paths import REPO_ROOT as ROOT
+
 # Unpaced cases are measured this many times per side per round, alternating sides ask by
 # ask; the round's figure is the median. On the 2-core CI machine, 12 A/A rounds of the
 # six daemon_performance cases gave an interquartile range of the per-round log ratio of
@@ -165,7 +166,7 @@ def plan_cases(set_name: str, coordinators: Sequence[str]) -> list[dict[str, Any
     CrucibleCore daemon (``core-daemon``) on the head side only, ungated: every report then
     shows what the socket transport costs beside in-process ``core``, for one daemon start
     per round."""
-    from perf.cases import DAEMON_COORDINATOR, SUITES, Kind, select_cases
+    from perf.workload.cases import DAEMON_COORDINATOR, SUITES, Kind, select_cases
 
     plan: list[dict[str, Any]] = []
     for suite in SUITES:
@@ -217,7 +218,7 @@ def plan_cases(set_name: str, coordinators: Sequence[str]) -> list[dict[str, Any
 
 
 class _Worker:
-    """One side's ``perf.sample`` process for one round, driven line by line."""
+    """One side's ``perf.measure.sample`` process for one round, driven line by line."""
 
     def __init__(self, side: str, tree: Path, plan_file: Path, label: str) -> None:
         self.side = side
@@ -230,7 +231,7 @@ class _Worker:
             [
                 sys.executable,
                 "-m",
-                "perf.sample",
+                "perf.measure.sample",
                 "--tree",
                 str(tree),
                 "--plan",
@@ -463,7 +464,7 @@ def write_pyperf(
     carries its case's parameters (``crucible_*`` metadata: scenario, events, seeds)."""
     import pyperf
 
-    from perf.metrics import METRICS, Storage
+    from perf.workload.metrics import METRICS, Storage
 
     benchmarks = []
     for bench in sorted(side_values):
@@ -534,9 +535,9 @@ def run_gate(config: GateConfig) -> GateOutcome:
     then measure, decide and write the reports. Raises GateError when it cannot decide;
     after the run folder exists, the error is written there too (report.json,
     pr_comment.md), and nothing else (baselines, earlier runs) is touched."""
-    from perf.baseline import baseline_path, check_sampling, load_baseline
-    from perf.meta import git_state, machine_info
-    from perf.worktree import default_base, resolve_ref
+    from perf.decide.baseline import baseline_path, check_sampling, load_baseline
+    from perf.measure.meta import git_state, machine_info
+    from perf.measure.worktree import default_base, resolve_ref
 
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
@@ -584,8 +585,8 @@ def _measure_and_decide(
     t0: float,
     notes: list[str],
 ) -> GateOutcome:
-    from perf.machine import MachineWatch
-    from perf.worktree import base_worktree
+    from perf.measure.machine import MachineWatch
+    from perf.measure.worktree import base_worktree
 
     if config.suites_set is not None:
         _run_suites(config, run_dir)
@@ -719,7 +720,7 @@ def _profiles(
 ) -> list[Any]:
     """Profiles after the timed rounds: a differential for each regression (PR mode,
     always), and with --profile every capture plus the memory and leak gate."""
-    from perf.gate_profiles import differentials, memory_and_leaks
+    from perf.profiling.gate_profiles import differentials, memory_and_leaks
 
     sections = []
     if base_tree is not None and any(c.verdict is Verdict.FAIL for c in comparisons):
@@ -755,11 +756,11 @@ def _against_baseline(
     machine: Any,
     notes: list[str],
 ) -> list[Comparison]:
-    """Head's rounds against a stored baseline (``perf.baseline.Baseline``). From another
+    """Head's rounds against a stored baseline (``perf.decide.baseline.Baseline``). From another
     machine: on this machine's scale (``rescale_for_machine``). From this one: as stored,
     then ``hold_for_machine`` with the calibration kernel's move since the baseline, which
     ``notes`` reports (one note, updated as rounds are added)."""
-    from perf.baseline import TIME_LIKE_PREFIXES, rescale_for_machine
+    from perf.decide.baseline import TIME_LIKE_PREFIXES, rescale_for_machine
 
     calib = statistics.median(samples.calibration_s["head"])
     stored, note = rescale_for_machine(
@@ -840,8 +841,8 @@ def _store_baseline(
     head: Any,
     machine: Any,
 ) -> None:
-    from perf.baseline import baseline_path, write_baseline
-    from perf.calibration import CALIBRATION_VERSION
+    from perf.decide.baseline import baseline_path, write_baseline
+    from perf.workload.calibration import CALIBRATION_VERSION
 
     values = _sample_map(samples, "head", keys)
     document = {
@@ -871,8 +872,8 @@ def _finish(outcome: GateOutcome, config: GateConfig) -> None:
 
     run_dir = outcome.run_dir
     report_paths: list[Path] = []
-    from perf.analysis import analyze_run_dir
-    from perf.report import write_reports
+    from perf.report.analysis import analyze_run_dir
+    from perf.report.render import write_reports
 
     # The architecture comparison reads the pyperf suites measured in this run when there
     # are any (sweeps and leak runs included), else the head side of the gate's rounds:
@@ -930,7 +931,7 @@ def _run_suites(config: GateConfig, run_dir: Path) -> None:
         "--keep",
         "1",
     ]
-    from perf.cases import DEFAULT_COORDINATORS
+    from perf.workload.cases import DEFAULT_COORDINATORS
 
     # With the default coordinators the suites choose their own (the full set adds the
     # daemon transport, core-daemon); an explicit list is passed on as given.
@@ -986,7 +987,7 @@ def _github(outcome: GateOutcome, report_paths: Sequence[Path]) -> None:
     if summary_file and comment.exists():
         with open(summary_file, "a", encoding="utf-8") as fh:
             fh.write(comment.read_text(encoding="utf-8") + "\n")
-    from perf.report import github_annotations
+    from perf.report.render import github_annotations
 
     for line in github_annotations(outcome):
         print(line)
@@ -998,7 +999,7 @@ def _github(outcome: GateOutcome, report_paths: Sequence[Path]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from perf.cases import DEFAULT_COORDINATORS
+    from perf.workload.cases import DEFAULT_COORDINATORS
 
     parser = argparse.ArgumentParser(
         prog="python -m perf gate",

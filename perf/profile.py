@@ -2,7 +2,7 @@
 leak gate, and differential profiles of base against head.
 
 Every profile is taken in a process of its own, never inside a timed benchmark: the target
-is ``perf/profile_target.py`` (run by path, with the profiled source tree as working
+is ``perf/profiling/target.py`` (run by path, with the profiled source tree as working
 directory and first on ``PYTHONPATH``, so that tree's ``crucible`` is the one profiled).
 Per coordinator and scenario, into ``<run dir>/profiles/<coordinator>-<scenario>/``:
 
@@ -54,16 +54,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TextIO
 
-from perf.diffprof import DEFAULT_TOP_ROWS, DiffTable, alloc_diff, cpu_diff
-from perf.leakgate import (
+from perf.decide.leakgate import (
     DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT,
     DEFAULT_MEMORY_THRESHOLD_PCT,
     MemoryGate,
     memory_figures,
     memory_gate,
 )
-from perf.outcome import Artifact
-from perf.profiles import (
+from perf.decide.outcome import Artifact
+from perf.decide.verdict import Verdict
+from perf.paths import REPO_ROOT
+from perf.profiling.diffprof import DEFAULT_TOP_ROWS, DiffTable, alloc_diff, cpu_diff
+from perf.profiling.profiles import (
     CpuProfile,
     MemoryStats,
     ProfileFormatError,
@@ -77,7 +79,6 @@ from perf.profiles import (
 )
 from perf.progress import Planned, Progress, format_duration
 from perf.run import _csv, _positive_int
-from perf.verdict import Verdict
 
 __all__ = [
     "DEFAULT_SCENARIOS",
@@ -98,8 +99,8 @@ PROFILE_SCHEMA_VERSION = 1
 DEFAULT_SCENARIOS: tuple[str, ...] = ("medium", "heavy")
 DEFAULT_COORDINATORS: tuple[str, ...] = ("data", "core")
 PROFILES_DIR = "profiles"
-TARGET = Path(__file__).resolve().with_name("profile_target.py")
-ROOT = Path(__file__).resolve().parent.parent
+TARGET = REPO_ROOT / "perf" / "profiling" / "target.py"
+ROOT = REPO_ROOT
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_UNDECIDED = 2
@@ -334,7 +335,7 @@ def _svg_ok(path: Path) -> bool:
 
 def check_speedscope(path: Path) -> list[str]:
     """Rewrite py-spy's speedscope file without the nulls speedscope's schema rejects
-    (:func:`perf.profiles.clean_speedscope`) and return the schema problems left ([] when
+    (:func:`perf.profiling.profiles.clean_speedscope`) and return the schema problems left ([] when
     the file is valid and holds samples)."""
     try:
         data = clean_speedscope(load_json(path))
@@ -1162,7 +1163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _new_run_dir(output: Path) -> Path:
-    from perf.meta import git_state
+    from perf.measure.meta import git_state
     from perf.run import run_dir_name
 
     name = run_dir_name(dt.datetime.now(dt.UTC), git_state(ROOT).short) + "-profile"

@@ -1,8 +1,9 @@
 """Progress of a run on stderr: which benchmark, n of m, elapsed and estimated time left.
 
-The estimate starts from a rough a-priori cost per benchmark (``perf.cases.estimated_cost_s``)
-and, once a benchmark has finished, is scaled by the measured pace of this run: time left =
-remaining estimated cost x (elapsed / estimated cost of what is done).
+The estimate starts from a rough a-priori cost per benchmark
+(``perf.workload.cases.estimated_cost_s``) and, once a benchmark has finished, is scaled by
+the measured pace of this run: time left = remaining estimated cost x (elapsed / estimated
+cost of what is done).
 """
 
 from __future__ import annotations

@@ -27,7 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perf.cases import (
+from perf.measure.meta import git_state, load_average, machine_info
+from perf.measure.sidecar import PROGRESS_PREFIX, summary_path
+from perf.paths import REPO_ROOT, SUITE_SCRIPTS
+from perf.progress import Planned, Progress, format_duration
+from perf.workload.cases import (
     DEFAULT_COORDINATORS,
     SUITE_COORDINATORS,
     SUITES,
@@ -36,9 +40,6 @@ from perf.cases import (
     select_cases,
     settings_for,
 )
-from perf.meta import git_state, load_average, machine_info
-from perf.progress import Planned, Progress, format_duration
-from perf.sidecar import PROGRESS_PREFIX, summary_path
 
 __all__ = [
     "MANIFEST_SCHEMA_VERSION",
@@ -310,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.coordinators is None:
         args.coordinators = list(SUITE_COORDINATORS if args.set == "full" else DEFAULT_COORDINATORS)
-    root = Path(__file__).resolve().parent.parent
+    root = REPO_ROOT
     unknown = [s for s in args.suites if s not in SUITES]
     if unknown:
         print(
@@ -406,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = run_dir / f"{suite}.json"
             command = [
                 sys.executable,
-                str(root / "perf" / f"bench_{suite}.py"),
+                str(SUITE_SCRIPTS / f"bench_{suite}.py"),
                 "--set",
                 args.set,
                 "--coordinator",

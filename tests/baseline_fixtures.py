@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from perf.calibration import CALIBRATION_VERSION
+from perf.workload.calibration import CALIBRATION_VERSION
 
 
 def baseline_document(**changes: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import pyperf
 import pytest
 
-from perf.analysis import (
+from perf.report.analysis import (
     Analysis,
     KpiComparison,
     KpiVerdict,
@@ -27,7 +27,7 @@ from perf.analysis import (
     rate,
 )
 
-# Metrics the suites store as run metadata, not as pyperf benchmarks (perf/metrics.py).
+# Metrics the suites store as run metadata, not as pyperf benchmarks (perf/workload/metrics.py).
 _METADATA_METRICS = frozenset(
     {
         "error_rate_pct",

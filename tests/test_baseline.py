@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from perf.baseline import (
+from perf.decide.baseline import (
     BASELINE_SCHEMA_VERSION,
     check_sampling,
     load_baseline,
     rescale_for_machine,
     write_baseline,
 )
-from perf.calibration import calibrate, kernel
 from perf.errors import BaselineError
+from perf.workload.calibration import calibrate, kernel
 from tests.baseline_fixtures import baseline_document
 
 

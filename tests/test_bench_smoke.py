@@ -17,9 +17,9 @@ from typing import Any
 import pyperf
 import pytest
 
-from perf.cases import SUITES, select_cases
-from perf.metrics import METRICS, Storage
-from perf.sidecar import summary_path
+from perf.measure.sidecar import summary_path
+from perf.workload.cases import SUITES, select_cases
+from perf.workload.metrics import METRICS, Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 COORDINATORS = ("data", "core", "reference")
@@ -53,7 +53,7 @@ METRIC_RUN_KEYS = (*TIME_RUN_KEYS[:-2], "crucible_load_avg_after", "loops", "cru
 def command(suite: str, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
-        str(ROOT / "perf" / f"bench_{suite}.py"),
+        str(ROOT / "perf" / "measure" / f"bench_{suite}.py"),
         "--set",
         "smoke",
         "--coordinator",
@@ -198,7 +198,7 @@ def test_append_adds_runs_and_samples(tmp_path: Path) -> None:
         proc = subprocess.run(
             [
                 sys.executable,
-                str(ROOT / "perf" / "bench_daemon_performance.py"),
+                str(ROOT / "perf" / "measure" / "bench_daemon_performance.py"),
                 "--set=smoke",
                 "--coordinator=reference",
                 "--debug-single-value",
@@ -225,7 +225,7 @@ def test_bad_coordinator_exits_2_before_measuring(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "perf" / "bench_daemon_performance.py"),
+            str(ROOT / "perf" / "measure" / "bench_daemon_performance.py"),
             "--set=smoke",
             "--coordinator=no_such_module:Factory",
             "-o",

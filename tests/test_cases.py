@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from perf.cases import (
+from perf.workload.cases import (
     DEFAULT_COORDINATORS,
     LOAD_FAULTS,
     SETS,
@@ -18,7 +18,7 @@ from perf.cases import (
     select_cases,
     settings_for,
 )
-from perf.metrics import METRICS
+from perf.workload.metrics import METRICS
 
 
 @pytest.mark.parametrize("suite", SUITES)

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from perf.charts import (
+from perf.report.charts import (
     LatencyRow,
     RatioRow,
     Series,

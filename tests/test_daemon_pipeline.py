@@ -1,4 +1,4 @@
-"""perf.daemon_pipeline: the daemon's whole path in one process, and its instruction count."""
+"""perf.tools.daemon_pipeline: the daemon's whole path in one process, and its instruction count."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from perf.daemon_pipeline import instructions_per_event, main, parse_collected, run_pipeline
+from perf.tools.daemon_pipeline import instructions_per_event, main, parse_collected, run_pipeline
 
 
 def test_the_pipeline_delivers_every_event_through_an_in_process_daemon() -> None:
@@ -46,7 +46,7 @@ def test_a_run_needs_at_least_one_event_and_one_round() -> None:
 
 
 def test_work_none_gives_the_services_no_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    import perf.daemon_pipeline as pipeline
+    import perf.tools.daemon_pipeline as pipeline
     from crucible._services import SimulatedService
     from crucible._workload import Scenario
 

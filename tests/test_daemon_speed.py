@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from perf import daemon_speed
-from perf.daemon_speed import STEADY_P99_TARGET_S, THROUGHPUT_TARGET_EPS, summarize, targets
+from perf.tools import daemon_speed
+from perf.tools.daemon_speed import STEADY_P99_TARGET_S, THROUGHPUT_TARGET_EPS, summarize, targets
 
 _CORE_EPS = [80_000.0, 90_000.0, 85_000.0]
 

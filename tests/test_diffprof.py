@@ -1,4 +1,4 @@
-"""perf.diffprof: differential tables from known shares."""
+"""perf.profiling.diffprof: differential tables from known shares."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from types import MappingProxyType
 
 import pytest
 
-from perf.diffprof import alloc_diff, cpu_diff, diff_shares
-from perf.profiles import CpuProfile, MemoryStats
+from perf.profiling.diffprof import alloc_diff, cpu_diff, diff_shares
+from perf.profiling.profiles import CpuProfile, MemoryStats
 
 
 def cpu(shares: dict[str, float], samples: int = 1000) -> CpuProfile:

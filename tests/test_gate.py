@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from perf.decide.policy import Mode
 from perf.errors import ResultError
 from perf.gate import GateConfig, RoundSamples, _sample_map, gated_keys
-from perf.policy import Mode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,7 +131,7 @@ def test_zero_or_missing_samples_are_errors() -> None:
 
 
 def test_differential_scenario_of_a_case() -> None:
-    from perf.gate_profiles import _scenario_of
+    from perf.profiling.gate_profiles import _scenario_of
 
     assert _scenario_of({"crucible_scenario": "heavy"}) == "heavy"
     assert _scenario_of({"crucible_scenario": "light"}) == "medium"
@@ -178,7 +178,7 @@ def test_transport_case_is_measured_on_the_head_side_and_not_gated() -> None:
 
 
 def test_sample_worker_honours_warmup_and_traced_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    import perf.sample as sample
+    import perf.measure.sample as sample
 
     calls: list[tuple[int, bool, bool]] = []
 
@@ -213,8 +213,8 @@ def test_rounds_are_counted_with_or_without_a_calibration_figure() -> None:
 def test_sample_worker_times_the_kernel_only_when_the_plan_asks(
     monkeypatch: pytest.MonkeyPatch, flag: dict[str, bool], timed: bool
 ) -> None:
-    import perf.calibration as calibration
-    import perf.sample as sample
+    import perf.measure.sample as sample
+    import perf.workload.calibration as calibration
 
     kernel_runs: list[int] = []
 
@@ -235,7 +235,7 @@ def test_sample_worker_times_the_kernel_only_when_the_plan_asks(
 def test_sample_worker_names_a_coordinator_whose_warm_up_crashes() -> None:
     import io
 
-    import perf.sample as sample
+    import perf.measure.sample as sample
 
     plan = {
         "set": "smoke",
@@ -315,8 +315,8 @@ def test_extra_rounds_rerun_only_the_inconclusive_cases(
     import random
 
     import perf.gate as gate
-    from perf.policy import Policy
-    from perf.verdict import Verdict, compare
+    from perf.decide.policy import Policy
+    from perf.decide.verdict import Verdict, compare
 
     plan: list[dict[str, object]] = [
         {"bench": "s.slow.core", "paced": False, "traced": False},
@@ -366,8 +366,8 @@ def test_extra_rounds_stop_at_the_time_budget(
     import random
 
     import perf.gate as gate
-    from perf.policy import Policy
-    from perf.verdict import compare
+    from perf.decide.policy import Policy
+    from perf.decide.verdict import compare
 
     plan: list[dict[str, object]] = [{"bench": "s.flat.core", "paced": False, "traced": False}]
     calls: list[list[int]] = []
@@ -404,9 +404,9 @@ def test_differential_profiles_stop_at_the_deadline(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import perf.profile
-    from perf.gate_profiles import differentials
+    from perf.decide.verdict import Comparison, Verdict
     from perf.profile import Capture, DiffResult
-    from perf.verdict import Comparison, Verdict
+    from perf.profiling.gate_profiles import differentials
 
     profiled: list[tuple[str, str]] = []
 
@@ -515,8 +515,8 @@ def test_a_round_alternates_sides_per_repeat_and_asks_head_only_cases_of_head(
 
 
 def _baseline_file(tmp_path: Path, kernel_s: list[float]) -> Path:
-    from perf.baseline import write_baseline
-    from perf.calibration import CALIBRATION_VERSION
+    from perf.decide.baseline import write_baseline
+    from perf.workload.calibration import CALIBRATION_VERSION
     from tests.baseline_fixtures import baseline_document
 
     times = [0.020, 0.021, 0.0205, 0.0198, 0.0202, 0.0207]
@@ -552,10 +552,10 @@ def test_baseline_mode_holds_time_for_a_machine_that_moved(
 ) -> None:
     from types import SimpleNamespace
 
-    from perf.baseline import load_baseline
+    from perf.decide.baseline import load_baseline
+    from perf.decide.policy import Policy
+    from perf.decide.verdict import Verdict
     from perf.gate import _against_baseline
-    from perf.policy import Policy
-    from perf.verdict import Verdict
 
     baseline = load_baseline(_baseline_file(tmp_path, [0.019, 0.020, 0.021]))
     machine = SimpleNamespace(fingerprint="f" * 16, python_version="3.11.7")
@@ -579,9 +579,9 @@ def test_baseline_mode_holds_time_for_a_machine_that_moved(
 def test_baseline_from_another_machine_is_rescaled_not_held(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from perf.baseline import load_baseline
+    from perf.decide.baseline import load_baseline
+    from perf.decide.policy import Policy
     from perf.gate import _against_baseline
-    from perf.policy import Policy
 
     baseline = load_baseline(_baseline_file(tmp_path, [0.019, 0.020, 0.021]))
     machine = SimpleNamespace(fingerprint="0" * 16, python_version="3.11.7")

@@ -1,4 +1,4 @@
-"""perf.leakgate: memory and leak decisions on known series, and on real captures of a
+"""perf.decide.leakgate: memory and leak decisions on known series, and on real captures of a
 deliberately leaking coordinator (tests.profile_fixtures.LeakyCore)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 import pytest
 
-from perf.leakgate import (
+from perf.decide.leakgate import (
     DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT,
     MemoryFigures,
     growth_slope,
@@ -18,9 +18,9 @@ from perf.leakgate import (
     memory_figures,
     memory_gate,
 )
+from perf.decide.verdict import Verdict
 from perf.profile import CaptureOptions, profile_run
-from perf.profiles import Frame, MemoryStats, SettleSeries, StackGrowth, load_settle
-from perf.verdict import Verdict
+from perf.profiling.profiles import Frame, MemoryStats, SettleSeries, StackGrowth, load_settle
 from tests.profile_fixtures import LEAK_BYTES_PER_EVENT
 
 LEAK_SITE = Frame("LeakyCore.publish", "tests/profile_fixtures.py", 21)

@@ -9,8 +9,8 @@ from crucible import Event, Rejected, Service, Stats
 from crucible._measure import RunSpec
 from crucible._reference import ReferenceCoordinator
 from crucible._workload import Scenario
-from perf.cases import LeakSpec
-from perf.memory import _leak_run, leak_record, leak_sample, leak_slopes, traced_workload
+from perf.measure.memory import _leak_run, leak_record, leak_sample, leak_slopes, traced_workload
+from perf.workload.cases import LeakSpec
 
 TINY = Scenario(name="tiny", events=30, services=4, payload_bytes=(64, 256))
 

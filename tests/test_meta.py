@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from perf.meta import (
+from perf.measure.meta import (
     MachineInfo,
     cpu_model,
     default_affinity,

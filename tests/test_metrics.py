@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from crucible._measure import RunResult
-from perf.metrics import (
+from perf.workload.metrics import (
     LEAK_METRICS,
     METRICS,
     PACED_METRICS,

@@ -1,4 +1,4 @@
-"""Tests of perf.policy: the threshold grammar, defaults, overrides and validation."""
+"""Tests of perf.decide.policy: the threshold grammar, defaults, overrides and validation."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from perf.errors import ConfigError
-from perf.policy import (
+from perf.decide.policy import (
     DEFAULT_THRESHOLD_PCT,
     Check,
     Correction,
@@ -18,6 +17,7 @@ from perf.policy import (
     load_policy,
     parse_check,
 )
+from perf.errors import ConfigError
 
 FULL = """
 [project]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from perf.outcome import Artifact
+from perf.decide.outcome import Artifact
 from perf.profile import (
     ROOT,
     CaptureOptions,
@@ -27,7 +27,7 @@ from perf.profile import (
     find_pyspy,
     profile_run,
 )
-from perf.profiles import load_memray_stats, load_speedscope, speedscope_problems
+from perf.profiling.profiles import load_memray_stats, load_speedscope, speedscope_problems
 
 NO_PROFILERS = CaptureOptions(memray=False, pyspy=False, settle=False)
 

@@ -1,4 +1,4 @@
-"""perf.profiles: parsing py-spy speedscope, memray stats and settle-cycle files.
+"""perf.profiling.profiles: parsing py-spy speedscope, memray stats and settle-cycle files.
 
 Known-answer data for the arithmetic; real captures (memray of a tiny script, py-spy of a
 short process through perf.profile) for the formats as the tools write them.
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from perf.profile import CaptureOptions, profile_run
-from perf.profiles import (
+from perf.profiling.profiles import (
     SETTLE_KIND,
     SPEEDSCOPE_SCHEMA,
     SPEEDSCOPE_SCHEMA_URL,

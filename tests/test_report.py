@@ -11,11 +11,12 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from perf.analysis import Analysis, analyze_run_dir
+from perf.decide.outcome import Artifact, GateOutcome, MachineLoad
+from perf.decide.policy import Direction
+from perf.decide.verdict import Comparison, Verdict
 from perf.errors import OutputError
-from perf.outcome import Artifact, GateOutcome, MachineLoad
-from perf.policy import Direction
-from perf.report import (
+from perf.report.analysis import Analysis, analyze_run_dir
+from perf.report.render import (
     PR_COMMENT_LIMIT,
     REPORT_FILES,
     build_charts,
@@ -30,7 +31,6 @@ from perf.report import (
     report_json,
     write_reports,
 )
-from perf.verdict import Comparison, Verdict
 from tests.test_analysis import full_run
 
 EVIL = "evil.<script>alert(1)</script>.core"
@@ -447,7 +447,7 @@ def test_annotations_are_capped_per_level(tmp_path: Path) -> None:
 
 
 def test_rounds_text_tells_full_rounds_from_extra_ones() -> None:
-    from perf.report import rounds_text
+    from perf.report.render import rounds_text
 
     assert rounds_text(12, None, 50) == "12 rounds (up to 50 per comparison)"
     assert rounds_text(12, 12, 50) == "12 rounds (up to 50 per comparison)"

@@ -4,8 +4,7 @@ from typing import Any
 
 import pytest
 
-from perf.cases import SweepSpec, case_definitions
-from perf.scalability import (
+from perf.measure.scalability import (
     StepMeasurement,
     SweepPoint,
     binding_resource,
@@ -17,6 +16,7 @@ from perf.scalability import (
     sweep_sample,
     sweep_values,
 )
+from perf.workload.cases import SweepSpec, case_definitions
 
 MiB = 2**20
 

@@ -8,8 +8,7 @@ from typing import Any
 import pyperf
 import pytest
 
-from perf.cases import select_cases
-from perf.sidecar import (
+from perf.measure.sidecar import (
     SUMMARY_SCHEMA_VERSION,
     Recorder,
     build_summary,
@@ -18,6 +17,7 @@ from perf.sidecar import (
     read_samples,
     summary_path,
 )
+from perf.workload.cases import select_cases
 
 CASE = select_cases("daemon_performance", "quick", ["data"], ["light"])[0]
 COMMON: dict[str, str | int | float] = {"crucible_commit": "abc", "crucible_dirty": 0}

@@ -1,4 +1,4 @@
-"""Known-answer and synthetic tests of perf.stats."""
+"""Known-answer and synthetic tests of perf.decide.stats."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from perf.stats import (
+from perf.decide.stats import (
     Alternative,
     CIMethod,
     RatioEstimate,

@@ -1,4 +1,4 @@
-"""Tests of perf.verdict (and the exit codes of perf.errors): the decision rule on hand-made
+"""Tests of perf.decide.verdict (and the exit codes of perf.errors): the decision rule on hand-made
 numbers, and compare() on seeded synthetic series with known changes."""
 
 from __future__ import annotations
@@ -10,18 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from perf.errors import (
-    BaselineError,
-    ConfigError,
-    ExitCode,
-    GateError,
-    OutputError,
-    RefError,
-    ResultError,
-    exit_code,
-)
-from perf.policy import Correction, Direction, Mode, Policy, load_policy
-from perf.verdict import (
+from perf.decide.policy import Correction, Direction, Mode, Policy, load_policy
+from perf.decide.verdict import (
     Comparison,
     SampleKey,
     Verdict,
@@ -32,6 +22,16 @@ from perf.verdict import (
     machine_shift,
     needs_more_samples,
     run_verdict,
+)
+from perf.errors import (
+    BaselineError,
+    ConfigError,
+    ExitCode,
+    GateError,
+    OutputError,
+    RefError,
+    ResultError,
+    exit_code,
 )
 
 PR = Policy()

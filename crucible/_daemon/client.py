@@ -328,7 +328,7 @@ class _Endpoint:
 
     async def _open_transport(self) -> _Link:
         """A new connection to the daemon's socket, before the handshake. (The benchmark
-        of the daemon's path in one process, ``perf.daemon_pipeline``, connects through
+        of the daemon's path in one process, ``perf.tools.daemon_pipeline``, connects through
         memory instead.)"""
         loop = asyncio.get_running_loop()
         _, link = await loop.create_unix_connection(lambda: _Link(self), self.path)

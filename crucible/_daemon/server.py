@@ -375,7 +375,7 @@ class DaemonServer:
 
     async def start_in_memory(self) -> None:
         """Start the core but no socket: connections are made by hand, as
-        ``perf.daemon_pipeline`` does over memory."""
+        ``perf.tools.daemon_pipeline`` does over memory."""
         self._loop = asyncio.get_running_loop()
         self._done = self._loop.create_future()
         await self.core.start()

@@ -13,10 +13,10 @@ Conventions, the same for every KPI:
   values) it is ``(r - 1) x 100`` for higher-is-better KPIs (the DESIGN.md formula
   ``(core - data) / data x 100`` for throughput) and ``(1 - r) x 100`` for lower-is-better
   ones (``(data - core) / data x 100``: a latency 20 % lower is +20 %). The interval is
-  the same transform of the ratio's interval, :func:`perf.stats.ratio_ci_unpaired` (seeded
-  percentile bootstrap); significance is :func:`perf.stats.unpaired_test` (Mann-Whitney U,
+  the same transform of the ratio's interval, :func:`perf.decide.stats.ratio_ci_unpaired` (seeded
+  percentile bootstrap); significance is :func:`perf.decide.stats.unpaired_test` (Mann-Whitney U,
   valid for unequal sample counts), Holm-corrected across every KPI comparison of the
-  analysis (:func:`perf.stats.holm`).
+  analysis (:func:`perf.decide.stats.holm`).
 - **Throughput** is derived per sample from pyperf's time benchmark: published events per
   workload (the case's ``crucible_events``) divided by the measured seconds per workload.
 - **Error rate %** = failed / total x 100, pooled over every workload of every sample:
@@ -51,9 +51,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from perf.charts import format_value
-from perf.policy import DEFAULT_ALPHA, DEFAULT_CONFIDENCE, Direction
-from perf.stats import DEGENERATE_P_FLOOR, holm, ratio_ci_unpaired, unpaired_test
+from perf.decide.policy import DEFAULT_ALPHA, DEFAULT_CONFIDENCE, Direction
+from perf.decide.stats import DEGENERATE_P_FLOOR, holm, ratio_ci_unpaired, unpaired_test
+from perf.report.charts import format_value
 
 __all__ = [
     "BASE",
@@ -100,7 +100,7 @@ SUITES: tuple[str, ...] = (
     "scalability_testing",
 )
 SUMMARY_KIND = "crucible-perf-summary"
-SUMMARY_SCHEMA_VERSIONS = frozenset({1})  # perf.sidecar.SUMMARY_SCHEMA_VERSION
+SUMMARY_SCHEMA_VERSIONS = frozenset({1})  # perf.measure.sidecar.SUMMARY_SCHEMA_VERSION
 RATING_CASE = ("daemon_performance", "medium")
 MIB = 2**20
 
@@ -153,7 +153,7 @@ _CAPACITY_KPI = {"rate": "throughput_max", "services": "services_max", "payload"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SweepPointData:
-    """One judged step of a scalability sweep (``perf.scalability.SweepPoint.as_dict``)."""
+    """One judged step of a scalability sweep (``perf.measure.scalability.SweepPoint.as_dict``)."""
 
     value: float
     offered_eps: float

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from perf.outcome import Artifact
-from perf.verdict import Comparison, Verdict
+from perf.decide.outcome import Artifact
+from perf.decide.verdict import Comparison, Verdict
 
 __all__ = ["MAX_DIFFERENTIALS", "ProfileSection", "differentials", "memory_and_leaks"]
 
@@ -41,7 +41,7 @@ def memory_and_leaks(
 ) -> ProfileSection:
     """Capture every profile of head (and base, when there is one) and run the memory and
     leak gate on them: base against head, or head alone (held-after-stop checks)."""
-    from perf.leakgate import LeakCheck
+    from perf.decide.leakgate import LeakCheck
     from perf.profile import gate_memory, profile_run
 
     chosen = [c for c in PROFILED if c in coordinators]

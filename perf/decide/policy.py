@@ -150,7 +150,7 @@ DEFAULT_THRESHOLD_PCT: Mapping[Mode, Mapping[MetricFamily, float]] = {
 }
 
 # (metric glob, direction, family); the first match wins, so specific globs come first. The
-# names follow perf.metrics (time, latency_p99, rss_peak, mem_efficiency_pct, knee_eps...).
+# names follow perf.workload.metrics (time, latency_p99, rss_peak, mem_efficiency_pct, knee_eps...).
 _BUILTIN_METRICS: tuple[tuple[str, Direction, MetricFamily], ...] = (
     ("time*", Direction.LOWER_IS_BETTER, MetricFamily.TIME),
     ("throughput_max*", Direction.HIGHER_IS_BETTER, MetricFamily.CAPACITY),

@@ -12,9 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from perf.errors import ExitCode, ResultError
-from perf.policy import Correction, Direction, Mode, Policy
-from perf.stats import (
+from perf.decide.policy import Correction, Direction, Mode, Policy
+from perf.decide.stats import (
     Alternative,
     RatioEstimate,
     Samples,
@@ -29,6 +28,7 @@ from perf.stats import (
     ratio_ci_unpaired,
     unpaired_test,
 )
+from perf.errors import ExitCode, ResultError
 
 __all__ = [
     "Comparison",
@@ -316,7 +316,7 @@ def compare(
     change in the metric's bad direction: only a regression can fail a build, so the
     correction's alpha is the rate of false failures, none of it spent on improvements
     (whose intervals the reports judge). The noise floor comes from
-    :func:`~perf.stats.noise_floor_pct`. Raw p-values are corrected across all comparisons
+    :func:`~perf.decide.stats.noise_floor_pct`. Raw p-values are corrected across all comparisons
     of the run with ``policy.correction`` (Holm or Benjamini-Hochberg), then each comparison
     is decided by :func:`decide`. Results come sorted by benchmark, then metric.
 

@@ -14,7 +14,6 @@ import platform
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import psutil
 
@@ -138,11 +137,6 @@ def default_affinity() -> str | None:
     except (OSError, psutil.Error, ValueError, AttributeError):
         return None
     return str(allowed[-1])
-
-
-def source_root(module_file: str) -> Path:
-    """The source tree root of a module file inside ``perf/`` or ``crucible/``."""
-    return Path(module_file).resolve().parent.parent
 
 
 def python_description() -> str:

@@ -1,8 +1,8 @@
 """Profiles as plain data: py-spy speedscope JSON, memray ``stats --json``, settle cycles.
 
 Parsing only: nothing here runs a profiler (that is ``perf.profile``) or decides anything
-(``perf.leakgate``, ``perf.diffprof``). Every parser takes the decoded JSON and returns
-frozen records; ``load_*`` read a file first. A file that is not what it claims raises
+(``perf.decide.leakgate``, ``perf.profiling.diffprof``). Every parser takes the decoded JSON
+and returns frozen records; ``load_*`` read a file first. A file that is not what it claims raises
 :class:`ProfileFormatError` naming the file; nothing is skipped silently.
 
 Functions are keyed ``"name (file)"`` with ``file`` made comparable across source trees by
@@ -21,7 +21,7 @@ What each profiler's numbers mean here:
   in memray's default mode (the system allocator's calls; pymalloc's small objects show
   as its arena allocations). Sites are memray's "top allocations", i.e. the innermost
   Python frame of each allocation, only as many as ``memray stats -n`` asked for.
-- settle cycles (:class:`SettleSeries`): ``perf/profile_target.py settle``'s tracemalloc
+- settle cycles (:class:`SettleSeries`): ``perf/profiling/target.py settle``'s tracemalloc
   readings; see that file for what is attributed to the coordinator.
 """
 
@@ -67,7 +67,7 @@ __all__ = [
 
 SPEEDSCOPE_SCHEMA_URL = "https://www.speedscope.app/file-format-schema.json"
 SETTLE_KIND = "crucible-settle-cycles"
-SETTLE_SCHEMA_VERSION = 1  # the newest perf/profile_target.py settle output this reads
+SETTLE_SCHEMA_VERSION = 1  # the newest perf/profiling/target.py settle output this reads
 
 # The subset of speedscope's published schema (https://www.speedscope.app/
 # file-format-schema.json, draft-06, generated from src/lib/file-format-spec.ts) that a
@@ -601,7 +601,7 @@ def load_memray_stats(path: str | Path, roots: Sequence[str | Path] = ()) -> Mem
 
 
 # ---------------------------------------------------------------------------------------
-# settle cycles (perf/profile_target.py settle)
+# settle cycles (perf/profiling/target.py settle)
 # ---------------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from crucible._loader import BUILTIN_COORDINATORS, DAEMON_COORDINATORS
 from crucible._measure import RunSpec
 from crucible._workload import Scenario, centered_range, get_scenario
-from perf.metrics import (
+from perf.workload.metrics import (
     LEAK_METRICS,
     PACED_METRICS,
     SWEEP_METRICS,

@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from perf.profiles import CpuProfile, MemoryStats
+from perf.profiling.profiles import CpuProfile, MemoryStats
 
 __all__ = ["DEFAULT_TOP_ROWS", "DiffRow", "DiffTable", "alloc_diff", "cpu_diff", "diff_shares"]
 

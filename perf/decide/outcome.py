@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perf.verdict import Comparison, Verdict
+from perf.decide.verdict import Comparison, Verdict
 
 __all__ = ["Artifact", "GateOutcome", "MachineLoad"]
 

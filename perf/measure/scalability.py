@@ -32,8 +32,8 @@ import psutil
 
 from crucible._measure import RunResult, RunSpec, measure
 from crucible._workload import centered_range
-from perf.cases import CaseDef, SweepSpec
-from perf.metrics import SampleValues, check_accounting
+from perf.workload.cases import CaseDef, SweepSpec
+from perf.workload.metrics import SampleValues, check_accounting
 
 __all__ = [
     "CPU_BOUND_PCT",

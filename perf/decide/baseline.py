@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from perf.calibration import CALIBRATION_VERSION
 from perf.errors import BaselineError, OutputError
+from perf.workload.calibration import CALIBRATION_VERSION
 
 __all__ = [
     "BASELINE_SCHEMA_VERSION",

@@ -1,4 +1,4 @@
-"""One side of one gate round, in a fresh process: ``python -m perf.sample``.
+"""One side of one gate round, in a fresh process: ``python -m perf.measure.sample``.
 
 Each round the gate starts one of these per source tree (base and head). It puts the tree's
 root first on ``sys.path`` before anything imports ``crucible``, so the library measured is
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from crucible._measure import RunResult, RunSpec
-    from perf.cases import Case
+    from perf.workload.cases import Case
 
 __all__ = ["SAMPLE_SCHEMA_VERSION", "main", "measure_case", "serve"]
 
@@ -37,7 +37,7 @@ SAMPLE_SCHEMA_VERSION = 1
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m perf.sample", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m perf.measure.sample", description=__doc__)
     parser.add_argument("--tree", type=Path, required=True, help="source tree to measure")
     parser.add_argument("--plan", type=Path, required=True, help="JSON plan from the gate")
     return parser.parse_args(argv)
@@ -55,8 +55,8 @@ def measure_case(
     """Figures of ``loops`` workloads of a workload-kind case (plus, with ``traced``,
     tracemalloc figures from one extra workload for traced cases); ``time`` is the median
     seconds per workload."""
-    from perf.memory import traced_workload
-    from perf.metrics import check_accounting, workload_sample
+    from perf.measure.memory import traced_workload
+    from perf.workload.metrics import check_accounting, workload_sample
 
     spec = case.run_spec()
     if warmup:
@@ -83,8 +83,8 @@ def _setup(plan: dict[str, Any]) -> tuple[dict[str, Any], list[Case]]:
     import crucible
     from crucible._measure import RunSpec
     from crucible._workload import get_scenario
-    from perf.calibration import CALIBRATION_VERSION, calibrate
-    from perf.cases import Case, case_definitions, coordinator_label
+    from perf.workload.calibration import CALIBRATION_VERSION, calibrate
+    from perf.workload.cases import Case, case_definitions, coordinator_label
 
     definitions = {
         (d.suite, d.name): d
@@ -156,7 +156,7 @@ def serve(plan: dict[str, Any], requests: TextIO, replies: TextIO) -> int:
 def _pin() -> None:
     """Pin this worker to the last allowed CPU, as the pyperf suites do: both sides then run
     on the same core, away from the first, where the kernel and other processes tend to run."""
-    from perf.meta import default_affinity
+    from perf.measure.meta import default_affinity
 
     cpu = default_affinity()
     if cpu is not None:
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     tree = args.tree.resolve()
     if not (tree / "crucible" / "__init__.py").is_file():
-        print(f"perf.sample: {tree} has no crucible package", file=sys.stderr)
+        print(f"perf.measure.sample: {tree} has no crucible package", file=sys.stderr)
         return 2
     # The tree's crucible, not the installed one: first on the path, before any import.
     sys.path.insert(0, str(tree))

@@ -1,6 +1,6 @@
 """The memory gate and the leak gate: pure decisions over parsed profiles.
 
-Inputs are :mod:`perf.profiles` records (or stored :class:`MemoryFigures`); outputs are
+Inputs are :mod:`perf.profiling.profiles` records (or stored :class:`MemoryFigures`); outputs are
 frozen records with a verdict and, when one fails, the allocation sites or stacks that
 explain it. Nothing here runs a profiler, reads a file or prints.
 
@@ -10,7 +10,7 @@ threshold of 10 %, higher being worse:
 - ``allocations`` and ``allocated_bytes``: memray's totals for one scenario run (default
   mode: the same run repeats them to within about 0.5 % here, so no interval is needed);
 - ``retained_bytes``: the coordinator-attributable bytes tracemalloc still traces after
-  the last settle cycle (``perf/profile_target.py settle``).
+  the last settle cycle (``perf/profiling/target.py settle``).
 
 A failing allocation check lists the memray sites whose bytes grew most from base to head
 (or head's largest, against a stored figure); a failing ``retained_bytes`` check lists
@@ -20,7 +20,7 @@ Leak check (:func:`leak_check`): "any steady growth beyond a small stated allowa
 ``DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT`` bytes per published event, from two figures:
 
 1. growth: the least-squares slope of attributable retained bytes over events published,
-   after the warm-up batches, with its t interval (:func:`perf.stats.linear_slope_ci`).
+   after the warm-up batches, with its t interval (:func:`perf.decide.stats.linear_slope_ci`).
    Bounded caches grow too while a run is short (CrucibleCore remembers every event id
    for its 120 s de-duplication window: about 100 bytes per event here), so growth is
    judged against a reference: the base's slope measured in the same run, or a stored
@@ -45,9 +45,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from perf.profiles import MemoryStats, SettleSeries, StackGrowth
-from perf.stats import DEFAULT_CONFIDENCE, SlopeEstimate, linear_slope_ci
-from perf.verdict import Verdict
+from perf.decide.stats import DEFAULT_CONFIDENCE, SlopeEstimate, linear_slope_ci
+from perf.decide.verdict import Verdict
+from perf.profiling.profiles import MemoryStats, SettleSeries, StackGrowth
 
 __all__ = [
     "DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT",

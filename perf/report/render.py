@@ -1,7 +1,7 @@
 """Reports of a gate run: the PR comment, report.md, report.html and report.json.
 
-:func:`build_report` turns a :class:`~perf.outcome.GateOutcome` and the architecture
-:class:`~perf.analysis.Analysis` into plain, frozen data (:class:`ReportData`); the Jinja2
+:func:`build_report` turns a :class:`~perf.decide.outcome.GateOutcome` and the architecture
+:class:`~perf.report.analysis.Analysis` into plain, frozen data (:class:`ReportData`); the Jinja2
 templates in ``templates/`` only format it. One cached environment renders them all: HTML
 templates are autoescaped, markdown ones are not and escape their cells with the ``md`` and
 ``mdcode`` filters; every template runs under ``StrictUndefined``.
@@ -29,8 +29,13 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup
 
-from perf.analysis import Analysis, KpiComparison, KpiVerdict, TargetStatus
-from perf.charts import (
+from perf.decide.outcome import Artifact, GateOutcome
+from perf.decide.policy import Direction
+from perf.decide.verdict import Comparison, Verdict
+from perf.errors import OutputError
+from perf.paths import TEMPLATES
+from perf.report.analysis import Analysis, KpiComparison, KpiVerdict, TargetStatus
+from perf.report.charts import (
     LatencyRow,
     RatioRow,
     Series,
@@ -39,10 +44,6 @@ from perf.charts import (
     line_chart,
     ratio_chart,
 )
-from perf.errors import OutputError
-from perf.outcome import Artifact, GateOutcome
-from perf.policy import Direction
-from perf.verdict import Comparison, Verdict
 
 __all__ = [
     "ANNOTATION_LIMIT",
@@ -75,7 +76,7 @@ REPORT_SCHEMA_VERSION = 1
 PR_COMMENT_LIMIT = 60_000  # GitHub's comment limit is 65,536; leave room for a header
 ANNOTATION_LIMIT = 10  # GitHub shows at most 10 annotations of each level per step
 REPORT_FILES = ("pr_comment.md", "report.md", "report.html", "report.json")
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
 PROFILE_KINDS = frozenset({"flamegraph", "speedscope", "profile", "memray", "py-spy", "pyspy"})
 RATIO_CHART_ROWS = 60
 _PR_ROW_LIMITS = (50, 25, 10, 5, 0)
@@ -254,7 +255,7 @@ class ReportData:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Chart:
-    """An inline SVG chart of the HTML report (trusted markup built by perf.charts)."""
+    """An inline SVG chart of the HTML report (trusted markup built by perf.report.charts)."""
 
     id: str
     title: str

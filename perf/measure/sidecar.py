@@ -17,7 +17,7 @@ values, the leak runs' RSS series and the sweeps' curves, for the reports' chart
 
 Run one case of one coordinator from a given source tree, fresh processes, fixed loops::
 
-    python TREE/perf/bench_daemon_performance.py --set quick --case medium \\
+    python TREE/perf/measure/bench_daemon_performance.py --set quick --case medium \\
         --coordinator core -p 1 -n 3 -w 1 -l 16 --append base.json
 """
 
@@ -45,7 +45,11 @@ import crucible
 from crucible._loader import resolve_factory
 from crucible._measure import RunResult, RunSpec, measure
 from crucible._protocol import CoordinatorError
-from perf.cases import (
+from perf.measure.memory import leak_record, leak_run, leak_sample, leak_slopes, traced_workload
+from perf.measure.meta import default_affinity, git_state, load_average, machine_info
+from perf.measure.scalability import measure_step, run_sweep, sweep_sample
+from perf.paths import REPO_ROOT
+from perf.workload.cases import (
     DEFAULT_COORDINATORS,
     SETS,
     Case,
@@ -53,9 +57,7 @@ from perf.cases import (
     select_cases,
     settings_for,
 )
-from perf.memory import leak_record, leak_run, leak_sample, leak_slopes, traced_workload
-from perf.meta import default_affinity, git_state, load_average, machine_info, source_root
-from perf.metrics import (
+from perf.workload.metrics import (
     METRICS,
     SampleValues,
     Storage,
@@ -63,7 +65,6 @@ from perf.metrics import (
     downsample,
     workload_sample,
 )
-from perf.scalability import measure_step, run_sweep, sweep_sample
 
 __all__ = [
     "PROGRESS_PREFIX",
@@ -591,7 +592,7 @@ def main(suite_name: str, argv: Sequence[str] | None = None) -> int:
             runner.argparser.set_defaults(affinity=affinity)
     args = runner.parse_args(argv)
     affinity = args.affinity
-    root = source_root(__file__)
+    root = REPO_ROOT
 
     try:
         cases = select_cases(

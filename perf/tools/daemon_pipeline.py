@@ -15,13 +15,13 @@ Two measures:
   is the same from run to run whatever else the machine does, so a change of a percent is
   visible. It is no time: cache misses and the kernel's work are not in it, and a change
   that moves work between the two processes moves nothing here; the throughput of
-  ``perf.daemon_speed`` is the judge, this is the guide.
+  ``perf.tools.daemon_speed`` is the judge, this is the guide.
 
 ``--work none`` gives the services no work (their handlers return at once): the count
 less this one is what the medium services' own work costs, which the in-process core pays
 too; the rest is the daemon's path.
 
-Usage: ``python -m perf.daemon_pipeline [--events N] [--rounds N] [--instructions]
+Usage: ``python -m perf.tools.daemon_pipeline [--events N] [--rounds N] [--instructions]
 [--work none|hash|parse]``.
 """
 
@@ -222,7 +222,7 @@ def _count(mode: str, events: int, work: str | None) -> int:
         "--callgrind-out-file=/dev/null",
         sys.executable,
         "-m",
-        "perf.daemon_pipeline",
+        "perf.tools.daemon_pipeline",
         "--events",
         str(events),
         "--rounds",
@@ -238,7 +238,8 @@ def _count(mode: str, events: int, work: str | None) -> int:
         done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     except FileNotFoundError:
         raise SystemExit(
-            "perf.daemon_pipeline --instructions needs valgrind (Debian: apt install valgrind)"
+            "perf.tools.daemon_pipeline --instructions needs valgrind"
+            " (Debian: apt install valgrind)"
         ) from None
     if done.returncode != 0:
         raise SystemExit(f"callgrind run ({mode}, {events} events) failed: {done.stderr[-800:]}")

@@ -8,7 +8,7 @@ import threading
 
 import psutil
 
-from perf.outcome import MachineLoad
+from perf.decide.outcome import MachineLoad
 
 __all__ = ["MachineWatch"]
 

@@ -23,8 +23,8 @@ from crucible._loader import load_coordinator
 from crucible._measure import RssSampler, RunSpec, measure, publish_unpaced
 from crucible._protocol import Coordinator
 from crucible._workload import build_services, generate_events
-from perf.cases import LeakSpec
-from perf.metrics import AccountingError, SampleValues, traced_sample
+from perf.workload.cases import LeakSpec
+from perf.workload.metrics import AccountingError, SampleValues, traced_sample
 
 __all__ = [
     "LeakResult",
@@ -40,7 +40,7 @@ __all__ = [
 
 def traced_workload(spec: RunSpec) -> SampleValues:
     """Run ``spec`` once under tracemalloc and return its memory figures
-    (``perf.metrics.traced_sample``): the traced bytes at the start, the traced peak during
+    (``perf.workload.metrics.traced_sample``): the traced bytes at the start, the traced peak during
     the run, and the traced bytes still alive after it returned and a full gc."""
     if tracemalloc.is_tracing():
         raise RuntimeError("tracemalloc is already tracing; the figures would be mixed")
@@ -189,8 +189,8 @@ def leak_run(coordinator: str, spec: RunSpec, leak: LeakSpec) -> LeakResult:
 
 def _slope_per_1k(events: Sequence[int], values: Sequence[float]) -> tuple[float, float, float]:
     """OLS slope of ``values`` per 1,000 events with its 95 % t interval
-    (``perf.stats.linear_slope_ci``: scipy linregress, t with n - 2 degrees of freedom)."""
-    from perf.stats import linear_slope_ci  # scipy: imported only where a slope is needed
+    (``perf.decide.stats.linear_slope_ci``: scipy linregress, t with n - 2 degrees of freedom)."""
+    from perf.decide.stats import linear_slope_ci  # scipy: imported only where a slope is needed
 
     estimate = linear_slope_ci([e / 1000 for e in events], list(values), 0.95)
     return estimate.slope, estimate.ci_low, estimate.ci_high

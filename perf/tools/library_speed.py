@@ -7,7 +7,7 @@ Measures, on the medium scenario with trivial handlers (no work per event):
 - peak RSS of a whole medium run, each in a fresh process (``python -m crucible run``).
 
 Prints medians over the rounds and exits 0; it reports, it does not judge. Usage:
-``python -m perf.library_speed [--rounds N] [--json]``.
+``python -m perf.tools.library_speed [--rounds N] [--json]``.
 """
 
 from __future__ import annotations

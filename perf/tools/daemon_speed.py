@@ -8,7 +8,7 @@ Measures, on the medium scenario as the suites run it (its services do their wor
 Prints the medians over the rounds and the spread, and holds them against the daemon's
 targets: at least ``THROUGHPUT_TARGET_EPS`` events/s through the daemon and a steady p99
 under ``STEADY_P99_TARGET_S``. It reports; exit 0 whatever the figures (the gate decides
-regressions, not this). Usage: ``python -m perf.daemon_speed [--rounds N] [--events N]
+regressions, not this). Usage: ``python -m perf.tools.daemon_speed [--rounds N] [--events N]
 [--json]``, or ``nox -s perf_daemon``.
 """
 
@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from crucible._measure import RunSpec
 from crucible._workload import get_scenario
-from perf.library_speed import interleaved_rounds
+from perf.tools.library_speed import interleaved_rounds
 
 COORDINATORS: Final = ("core", "core-daemon")  # core first: ratios are to it
 # The daemon's targets (medium scenario, this machine's class): faster than a pyzmq ipc
