@@ -25,6 +25,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = [
+    "EXIT_INTERRUPTED",
     "BaselineError",
     "ConfigError",
     "ExitCode",
@@ -43,6 +44,9 @@ class ExitCode(IntEnum):
     ``UNDECIDED`` (2): the gate itself could not decide - any :class:`GateError`, any
     unexpected exception, and an inconclusive run under ``--strict``
     (see :func:`perf.decide.verdict.exit_status`).
+
+    Every command of ``python -m perf`` ends with one of these, or with
+    :data:`EXIT_INTERRUPTED`; none defines its own.
     """
 
     PASS = 0
@@ -88,6 +92,11 @@ class RefError(GateError):
 
 class OutputError(GateError):
     """The output folder for results and reports cannot be written."""
+
+
+# ``python -m perf run`` stopped by Ctrl-C after keeping what it had measured: the shell's
+# convention for SIGINT (128 + 2), not a verdict.
+EXIT_INTERRUPTED = 130
 
 
 def exit_code(error: BaseException) -> ExitCode:

@@ -50,6 +50,7 @@ from perf.decide.verdict import (
     run_verdict,
 )
 from perf.errors import ExitCode, GateError, OutputError, RefError, ResultError, exit_code
+from perf.files import write_json
 
 __all__ = [
     "GATED_METRICS",
@@ -492,20 +493,14 @@ def write_pyperf(
         pyperf.BenchmarkSuite(benchmarks).dump(str(path), replace=True)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str), encoding="utf-8")
-    tmp.replace(path)
-
-
 def _prepare_output(output: Path, short_commit: str) -> Path:
-    from perf.run import _new_run_dir, run_dir_name
+    from perf.rundir import new_run_dir, run_dir_name
 
     try:
         output.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=output, prefix=".probe"):
             pass
-        return _new_run_dir(output, run_dir_name(dt.datetime.now(dt.UTC), short_commit))
+        return new_run_dir(output, run_dir_name(dt.datetime.now(dt.UTC), short_commit))
     except OSError as exc:
         raise OutputError(
             f"cannot write results there ({exc.strerror or exc})",
@@ -598,7 +593,7 @@ def _measure_and_decide(
     warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix="crucible-gate-") as tmp, MachineWatch() as watch:
         work = Path(tmp)
-        _write_json(
+        write_json(
             work / "plan.json",
             {
                 "set": config.set_name,
@@ -653,7 +648,7 @@ def _measure_and_decide(
         write_pyperf(
             run_dir / f"{side}.json", samples.values[side], {i["bench"]: i["meta"] for i in plan}
         )
-    _write_json(
+    write_json(
         run_dir / "samples.json",
         {"plan": plan, "calibration_s": samples.calibration_s, "values": samples.values},
     )
@@ -868,7 +863,7 @@ def _nest(values: Mapping[tuple[str, str], list[float]]) -> dict[str, dict[str, 
 
 def _finish(outcome: GateOutcome, config: GateConfig) -> None:
     """Reports, manifest, latest link, pruning, and the GitHub step summary."""
-    from perf.run import prune_runs, update_latest
+    from perf.rundir import prune_runs, update_latest
 
     run_dir = outcome.run_dir
     report_paths: list[Path] = []
@@ -885,7 +880,7 @@ def _finish(outcome: GateOutcome, config: GateConfig) -> None:
     elif (run_dir / "head.json").exists():
         analysis = analyze_run_dir(run_dir, pyperf_files=["head.json"], seed=config.seed)
     report_paths = write_reports(outcome, analysis)
-    _write_json(
+    write_json(
         run_dir / "manifest.json",
         {
             "schema_version": 1,
@@ -953,10 +948,10 @@ def _run_suites(config: GateConfig, run_dir: Path) -> None:
 
 def _write_error(run_dir: Path, config: GateConfig, exc: GateError) -> None:
     """The run folder of a run that could not decide says so, in the files CI shows."""
-    from perf.run import update_latest
+    from perf.rundir import update_latest
 
     text = str(exc)
-    _write_json(
+    write_json(
         run_dir / "report.json",
         {"verdict": "error", "exit_status": int(exit_code(exc)), "error": text, "comparisons": []},
     )
@@ -965,7 +960,7 @@ def _write_error(run_dir: Path, config: GateConfig, exc: GateError) -> None:
         f"{text}\n\nNo verdict was reached, so this build is not passed.\n",
         encoding="utf-8",
     )
-    _write_json(
+    write_json(
         run_dir / "manifest.json",
         {
             "schema_version": 1,

@@ -63,6 +63,9 @@ from perf.decide.leakgate import (
 )
 from perf.decide.outcome import Artifact
 from perf.decide.verdict import Verdict
+from perf.errors import ExitCode
+from perf.files import write_json
+from perf.options import csv_list, positive_int
 from perf.paths import REPO_ROOT
 from perf.profiling.diffprof import DEFAULT_TOP_ROWS, DiffTable, alloc_diff, cpu_diff
 from perf.profiling.profiles import (
@@ -78,7 +81,7 @@ from perf.profiling.profiles import (
     speedscope_problems,
 )
 from perf.progress import Planned, Progress, format_duration
-from perf.run import _csv, _positive_int
+from perf.rundir import new_run_dir, run_dir_name, update_latest
 
 __all__ = [
     "DEFAULT_SCENARIOS",
@@ -101,9 +104,6 @@ DEFAULT_COORDINATORS: tuple[str, ...] = ("data", "core")
 PROFILES_DIR = "profiles"
 TARGET = REPO_ROOT / "perf" / "profiling" / "target.py"
 ROOT = REPO_ROOT
-EXIT_OK = 0
-EXIT_GATE_FAILED = 1
-EXIT_UNDECIDED = 2
 
 # How a sandbox without ptrace permission is told so (py-spy's messages vary by version).
 _PTRACE_RE = re.compile(
@@ -346,9 +346,7 @@ def check_speedscope(path: Path) -> list[str]:
         return problems
     if not any(p.get("samples") for p in data["profiles"] if isinstance(p, dict)):
         return ["the capture holds no samples (the target ended before py-spy sampled it)"]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, data)
     return []
 
 
@@ -743,7 +741,7 @@ def profile_run(
     )
     if write_manifest:
         manifest = base / "profile.json"
-        _write_json(manifest, _manifest(result, options))
+        write_json(manifest, _manifest(result, options))
         result = replace(
             result,
             artifacts=(
@@ -856,7 +854,7 @@ def differential(
         duration_s=time.monotonic() - t0,
     )
     out = folder / "diff.json"
-    _write_json(out, to_jsonable(result))
+    write_json(out, to_jsonable(result))
     (folder / "diff.md").write_text(format_diff(result), encoding="utf-8")
     return replace(
         result,
@@ -956,13 +954,6 @@ def to_jsonable(value: Any) -> Any:
 
 def _rel(path: Path, run_dir: Path) -> str:
     return path.relative_to(run_dir).as_posix()
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _manifest(result: ProfileResult, options: CaptureOptions) -> dict[str, Any]:
@@ -1078,14 +1069,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--coordinators",
-        type=_csv,
+        type=csv_list,
         default=list(DEFAULT_COORDINATORS),
         metavar="SPEC[,SPEC]",
         help="data, core, reference or module:factory (default: data,core)",
     )
     parser.add_argument(
         "--scenarios",
-        type=_csv,
+        type=csv_list,
         default=list(DEFAULT_SCENARIOS),
         metavar="NAME[,NAME]",
         help="light, medium, heavy, stress (default: medium,heavy)",
@@ -1111,7 +1102,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="profile this coordinator spec on the head side instead (for trials)",
     )
     parser.add_argument(
-        "--rate", type=_positive_int, default=100, metavar="HZ", help="py-spy rate (default 100)"
+        "--rate", type=positive_int, default=100, metavar="HZ", help="py-spy rate (default 100)"
     )
     parser.add_argument(
         "--cpu-seconds",
@@ -1125,14 +1116,14 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = CaptureOptions()
     parser.add_argument(
         "--settle-batches",
-        type=_positive_int,
+        type=positive_int,
         default=defaults.settle_batches,
         metavar="N",
         help="settle cycles of the leak gate (default %(default)s)",
     )
     parser.add_argument(
         "--settle-events",
-        type=_positive_int,
+        type=positive_int,
         default=defaults.settle_batch_events,
         metavar="N",
         help="events per settle cycle (default %(default)s)",
@@ -1164,18 +1155,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _new_run_dir(output: Path) -> Path:
     from perf.measure.meta import git_state
-    from perf.run import run_dir_name
 
-    name = run_dir_name(dt.datetime.now(dt.UTC), git_state(ROOT).short) + "-profile"
-    candidate = output / name
-    n = 1
-    while True:
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            n += 1
-            candidate = output / f"{name}-{n}"
+    return new_run_dir(
+        output, run_dir_name(dt.datetime.now(dt.UTC), git_state(ROOT).short) + "-profile"
+    )
 
 
 def _print_notes(notes: Iterable[str]) -> None:
@@ -1194,13 +1177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{', '.join(SCENARIOS)}",
             file=sys.stderr,
         )
-        return EXIT_UNDECIDED
+        return int(ExitCode.UNDECIDED)
     if args.head_coordinator and len(args.coordinators) != 1:
         print("perf profile: --head-coordinator needs exactly one --coordinators", file=sys.stderr)
-        return EXIT_UNDECIDED
+        return int(ExitCode.UNDECIDED)
     if args.differential and args.base_tree is None:
         print("perf profile: --differential needs --base-tree", file=sys.stderr)
-        return EXIT_UNDECIDED
+        return int(ExitCode.UNDECIDED)
     t0 = time.monotonic()
     try:
         if args.run_dir is not None:
@@ -1212,14 +1195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             new = True
     except OSError as exc:
         print(f"perf profile: cannot create the run folder: {exc}", file=sys.stderr)
-        return EXIT_UNDECIDED
+        return int(ExitCode.UNDECIDED)
     if not 0 <= args.settle_warmup <= args.settle_batches - 3:
         print(
             "perf profile: --settle-warmup must leave at least 3 of --settle-batches for the "
             "growth slope",
             file=sys.stderr,
         )
-        return EXIT_UNDECIDED
+        return int(ExitCode.UNDECIDED)
     options = CaptureOptions(
         native=not args.no_native,
         pyspy_rate_hz=args.rate,
@@ -1252,7 +1235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threshold_pct=args.threshold_pct,
         allowance_bytes_per_event=args.leak_allowance,
     )
-    _write_json(run_dir / PROFILES_DIR / "memory_gate.json", to_jsonable(gate))
+    write_json(run_dir / PROFILES_DIR / "memory_gate.json", to_jsonable(gate))
     diffs: list[DiffResult] = []
     if args.differential and args.base_tree is not None:
         for coordinator in args.coordinators:
@@ -1269,8 +1252,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 )
     if new:
-        from perf.run import update_latest
-
         update_latest(args.output, run_dir)
     print(format_gate(gate), file=sys.stderr)
     for diff in diffs:
@@ -1282,5 +1263,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     if captured <= 0:
-        return EXIT_UNDECIDED
-    return EXIT_GATE_FAILED if gate.verdict is Verdict.FAIL else EXIT_OK
+        return int(ExitCode.UNDECIDED)
+    return int(ExitCode.REGRESSION if gate.verdict is Verdict.FAIL else ExitCode.PASS)

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,10 +25,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perf.errors import EXIT_INTERRUPTED, ExitCode
+from perf.files import write_json
 from perf.measure.meta import git_state, load_average, machine_info
 from perf.measure.sidecar import PROGRESS_PREFIX, summary_path
+from perf.options import csv_list, positive_int
 from perf.paths import REPO_ROOT, SUITE_SCRIPTS
 from perf.progress import Planned, Progress, format_duration
+from perf.rundir import (
+    DEFAULT_KEEP,
+    new_run_dir,
+    prune_runs,
+    run_dir_name,
+    update_latest,
+    utc_stamp,
+)
 from perf.workload.cases import (
     DEFAULT_COORDINATORS,
     SUITE_COORDINATORS,
@@ -43,39 +52,13 @@ from perf.workload.cases import (
 
 __all__ = [
     "MANIFEST_SCHEMA_VERSION",
-    "RUN_DIR_RE",
     "ScriptResult",
     "build_parser",
     "main",
-    "prune_runs",
-    "run_dir_name",
-    "update_latest",
 ]
 
 MANIFEST_SCHEMA_VERSION = 1
 DEFAULT_OUTPUT = "benchmark_results"
-DEFAULT_KEEP = 10
-RUN_DIR_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-z]+(?:-\d+)?$")
-EXIT_OK = 0
-EXIT_FAILED = 2
-EXIT_INTERRUPTED = 130
-
-
-def _csv(value: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("give at least one name")
-    return items
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,14 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(set="quick")
     parser.add_argument(
         "--suites",
-        type=_csv,
+        type=csv_list,
         default=list(SUITES),
         metavar="NAME[,NAME]",
         help=f"suites to run (default: {','.join(SUITES)})",
     )
     parser.add_argument(
         "--coordinators",
-        type=_csv,
+        type=csv_list,
         default=None,
         metavar="SPEC[,SPEC]",
         help="coordinators to measure: data, core, reference or module:factory "
@@ -124,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--keep",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_KEEP,
         metavar="N",
         help=f"keep the newest N run folders, prune older ones (default: {DEFAULT_KEEP})",
@@ -167,79 +150,6 @@ class ScriptResult:
             "missing_benchmarks": self.missing,
             "problem": self.problem,
         }
-
-
-def _utc(moment: dt.datetime | None = None) -> str:
-    return (moment or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def run_dir_name(moment: dt.datetime, short_commit: str) -> str:
-    """``<UTC time>-<short commit>``, e.g. ``20261126T203000Z-a0d44b7c1e``."""
-    commit = re.sub(r"[^0-9a-z]+", "", short_commit.lower()) or "unknown"
-    return f"{moment.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{commit}"
-
-
-def _new_run_dir(output: Path, name: str) -> Path:
-    candidate = output / name
-    n = 1
-    while True:
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            n += 1
-            candidate = output / f"{name}-{n}"
-
-
-def update_latest(output: Path, run_dir: Path) -> str:
-    """Point ``output/latest`` at ``run_dir``: a relative symlink, replaced atomically, or a
-    text file with the folder's name where symlinks are not possible. Returns which."""
-    latest = output / "latest"
-    tmp = output / f".latest.{os.getpid()}"
-    try:
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        tmp.symlink_to(run_dir.name, target_is_directory=True)
-        if latest.is_dir() and not latest.is_symlink():
-            raise OSError(f"{latest} is a directory, not a link")
-        os.replace(tmp, latest)
-        return "symlink"
-    except OSError:
-        if tmp.is_symlink():
-            tmp.unlink()
-        if latest.is_symlink():
-            latest.unlink()
-        latest.write_text(run_dir.name + "\n", encoding="utf-8")
-        return "file"
-
-
-def prune_runs(output: Path, keep: int, current: Path) -> list[str]:
-    """Remove run folders beyond the newest ``keep`` (by name: the UTC time sorts them).
-    Only folders named like a run and holding a manifest.json are touched; the current
-    one never is. Returns the names removed."""
-    runs = sorted(
-        p.name
-        for p in output.iterdir()
-        if p.is_dir()
-        and not p.is_symlink()
-        and RUN_DIR_RE.match(p.name)
-        and (p / "manifest.json").is_file()
-    )
-    removed: list[str] = []
-    for name in runs[: max(len(runs) - keep, 0)]:
-        if name == current.name:
-            continue
-        shutil.rmtree(output / name)
-        removed.append(name)
-    return removed
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _expected_benchmarks(cases: Sequence[Case]) -> list[str]:
@@ -318,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"perf run: unknown suite(s) {', '.join(unknown)}; accepted: {', '.join(SUITES)}",
             file=sys.stderr,
         )
-        return EXIT_FAILED
+        return int(ExitCode.UNDECIDED)
     settings = settings_for(args.set)
     plan: dict[str, list[Case]] = {}
     try:
@@ -326,22 +236,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan[suite] = select_cases(suite, args.set, args.coordinators)
     except ValueError as exc:
         print(f"perf run: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return int(ExitCode.UNDECIDED)
     planned = [
         Planned(c.name, estimated_cost_s(c, settings)) for cases in plan.values() for c in cases
     ]
     if not planned:
         print("perf run: nothing to measure for these suites and coordinators", file=sys.stderr)
-        return EXIT_FAILED
+        return int(ExitCode.UNDECIDED)
 
     git = git_state(root)
     started = dt.datetime.now(dt.UTC)
     output: Path = args.output
     try:
-        run_dir = _new_run_dir(output, run_dir_name(started, git.short))
+        run_dir = new_run_dir(output, run_dir_name(started, git.short))
     except OSError as exc:
         print(f"perf run: cannot create a run folder in {output}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return int(ExitCode.UNDECIDED)
 
     pyperf_options: list[str] = []
     if args.fast:
@@ -363,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "commit": git.commit,
         "dirty": git.dirty,
         "machine": machine.as_dict(),
-        "started_utc": _utc(started),
+        "started_utc": utc_stamp(started),
         "finished_utc": None,
         "load_avg_before": list(load_average()),
         "load_avg_after": None,
@@ -391,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "exit_status": None,
     }
     manifest_path = run_dir / "manifest.json"
-    _write_json(manifest_path, manifest)
+    write_json(manifest_path, manifest)
 
     progress = Progress(planned)
     progress.note(
@@ -399,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     results: list[ScriptResult] = []
     procs: list[subprocess.Popen[str]] = []
-    status = EXIT_OK
+    status: int = ExitCode.PASS
     try:
         for suite, cases in plan.items():
             if not cases:
@@ -417,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 str(out),
                 *pyperf_options,
             ]
-            result = ScriptResult(suite=suite, command=command, started_utc=_utc())
+            result = ScriptResult(suite=suite, command=command, started_utc=utc_stamp())
             results.append(result)
             _run_script(result, run_dir / f"{suite}.log", progress, procs)
             result.missing, result.problem = _check_output(out, cases)
@@ -431,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 result.status = "ok"
             if result.status != "ok":
-                status = EXIT_FAILED
+                status = ExitCode.UNDECIDED
                 log_path = run_dir / f"{suite}.log"
                 missing = ", ".join(result.missing[:5]) + (
                     " ..." if len(result.missing) > 5 else ""
@@ -442,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"errors in {log_path}:\n{_errors(log_path)}"
                 )
             manifest["scripts"] = [r.as_dict() for r in results]
-            _write_json(manifest_path, manifest)
+            write_json(manifest_path, manifest)
     except KeyboardInterrupt:
         for proc in procs:
             if proc.poll() is None:
@@ -458,17 +368,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     finished = dt.datetime.now(dt.UTC)
     manifest["scripts"] = [r.as_dict() for r in results]
-    manifest["finished_utc"] = _utc(finished)
+    manifest["finished_utc"] = utc_stamp(finished)
     manifest["wall_s"] = (finished - started).total_seconds()
     manifest["load_avg_after"] = list(load_average())
     manifest["exit_status"] = status
-    _write_json(manifest_path, manifest)
+    write_json(manifest_path, manifest)
     how = update_latest(output, run_dir)
     removed = prune_runs(output, args.keep, run_dir)
-    verdict = "ok" if status == EXIT_OK else "FAILED"
+    verdict = "ok" if status == ExitCode.PASS else "FAILED"
     progress.note(
         f"perf run: {verdict} in {format_duration(manifest['wall_s'])}; results in {run_dir} "
         f"({output / 'latest'} is a {how})"
         + (f"; pruned {len(removed)} older run folder(s)" if removed else "")
     )
-    return status
+    return int(status)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from perf.run import RUN_DIR_RE, build_parser, prune_runs, run_dir_name, update_latest
+from perf.run import build_parser
+from perf.rundir import RUN_DIR_RE, prune_runs, run_dir_name, update_latest
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from perf.errors import BaselineError, OutputError
+from perf.files import write_json
 from perf.workload.calibration import CALIBRATION_VERSION
 
 __all__ = [
@@ -221,13 +220,7 @@ def write_baseline(path: Path, document: Mapping[str, Any]) -> None:
     data = {"kind": KIND, "schema_version": BASELINE_SCHEMA_VERSION, **document}
     _samples(data.get("samples"), path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a baseline is a shared file
-        os.replace(tmp, path)
+        write_json(path, data)
     except OSError as exc:
         raise OutputError(
             f"cannot write the baseline ({exc})", str(path), "make the folder writable"

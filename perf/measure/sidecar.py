@@ -45,6 +45,7 @@ import crucible
 from crucible._loader import resolve_factory
 from crucible._measure import RunResult, RunSpec, measure
 from crucible._protocol import CoordinatorError
+from perf.files import write_json
 from perf.measure.memory import leak_record, leak_run, leak_sample, leak_slopes, traced_workload
 from perf.measure.meta import default_affinity, git_state, load_average, machine_info
 from perf.measure.scalability import measure_step, run_sweep, sweep_sample
@@ -442,14 +443,6 @@ def summary_path(output: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{stem}.crucible.json")
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def build_summary(
     suite_name: str,
     cases: Sequence[Case],
@@ -538,7 +531,7 @@ def _finish(
             previous = json.load(f)
     doc = build_summary(suite_name, cases, records, invocation, previous)
     doc["pyperf_file"] = output.name
-    _write_json_atomic(summary, doc)
+    write_json(summary, doc)
 
 
 def _print_metrics(suite: pyperf.BenchmarkSuite, names: Sequence[str]) -> None:
@@ -643,8 +636,7 @@ def main(suite_name: str, argv: Sequence[str] | None = None) -> int:
     context = build_context(root, args.crucible_set, affinity)
     context["suite"] = suite_name
     context["argv"] = " ".join(argv)
-    with open(sidecar / CONTEXT_FILE, "w", encoding="utf-8") as f:
-        json.dump(context, f)
+    write_json(sidecar / CONTEXT_FILE, context)
     runner.metadata.update(context_metadata(context))
     recorder = Recorder(args, sidecar)  # used only with --in-process
     output = args.output or args.append

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 import os
 import statistics
@@ -33,6 +32,7 @@ from perf.decide.outcome import Artifact, GateOutcome
 from perf.decide.policy import Direction
 from perf.decide.verdict import Comparison, Verdict
 from perf.errors import OutputError
+from perf.files import dumps
 from perf.paths import TEMPLATES
 from perf.report.analysis import Analysis, KpiComparison, KpiVerdict, TargetStatus
 from perf.report.charts import (
@@ -1021,7 +1021,7 @@ def write_reports(
         "pr_comment.md": render_pr_comment(report),
         "report.md": render_markdown(report),
         "report.html": render_html(report),
-        "report.json": json.dumps(report_json(report), indent=1, allow_nan=False) + "\n",
+        "report.json": dumps(report_json(report)),
     }
     run_dir = Path(outcome.run_dir)
     temps: list[Path] = []
