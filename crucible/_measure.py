@@ -292,7 +292,7 @@ def _result(
 ) -> RunResult:
     lat = percentile_summary(latencies)
     lag = percentile_summary(lags)
-    # DESIGN.md: error rate % = failed events / total events x 100; an event that was
+    # docs/design.md#key-indicators: error rate % = failed events / total events x 100; an event that was
     # dead-lettered failed too. Rejected events never reached a handler and count in neither.
     total = stats.published
     not_delivered = stats.failed + stats.dead_lettered

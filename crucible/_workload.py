@@ -61,7 +61,7 @@ __all__ = [
 # The realistic mix
 # --------------------------------------------------------------------------------------------
 
-# Share of events per category (DESIGN.md section 3). Sums to 1.
+# Share of events per category (docs/design.md#category-mix). Sums to 1.
 DEFAULT_MIX: Mapping[Category, float] = MappingProxyType(
     {
         Category.FILESYSTEM: 0.30,
@@ -340,7 +340,7 @@ def _named(name: str, events: int, services: int, nominal_bytes: int) -> Scenari
     )
 
 
-# The four load levels of DESIGN.md section 4 (daemon_performance). Payload sizes are
+# The four load levels of docs/design.md#benchmark-groups (daemon_performance). Payload sizes are
 # centered on the nominal size (nominal/2 .. nominal*3/2), so their mean is the nominal size.
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
     {

@@ -7,7 +7,7 @@ from crucible._events import payload_size
 
 from .conftest import make_event
 
-# Kinds per category named in DESIGN.md section 3.
+# Kinds per category named in docs/design.md#event-kinds.
 EXPECTED_COUNTS = {
     Category.FILESYSTEM: 7,
     Category.DATABASE: 9,

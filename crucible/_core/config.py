@@ -38,7 +38,7 @@ __all__ = [
     "Strategy",
 ]
 
-# The original router's defaults (DESIGN.md section 3).
+# The original router's defaults (docs/design.md#router-defaults).
 DEFAULT_MAX_QUEUE: Final = 2000
 DEFAULT_MAX_RETRIES: Final = 5
 DEFAULT_BREAKER_THRESHOLD: Final = 10

@@ -123,7 +123,7 @@ class ErrorCode:
     INTERNAL: Final = "internal"  # a bug in the daemon; the connection is closed
 
 
-# Defaults of the limits (documented in README.md, section "The daemon").
+# Defaults of the limits (documented in docs/daemon.md#limits).
 DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024  # room for one 10 MB event and overhead
 DEFAULT_MAX_EVENTS_PER_FRAME: Final = 1024
 DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 5.0

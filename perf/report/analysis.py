@@ -10,7 +10,7 @@ Conventions, the same for every KPI:
 
 - **Improvement %** is the candidate against the base, positive when the candidate is
   better. With ``r = median(core) / median(data)`` (the ratio of medians of the per-sample
-  values) it is ``(r - 1) x 100`` for higher-is-better KPIs (the DESIGN.md formula
+  values) it is ``(r - 1) x 100`` for higher-is-better KPIs (the docs/design.md#key-indicators formula
   ``(core - data) / data x 100`` for throughput) and ``(1 - r) x 100`` for lower-is-better
   ones (``(data - core) / data x 100``: a latency 20 % lower is +20 %). The interval is
   the same transform of the ratio's interval, :func:`perf.decide.stats.ratio_ci_unpaired` (seeded
@@ -31,7 +31,7 @@ Conventions, the same for every KPI:
   closed the whole gap to the floor, 0 that it gained nothing, below 0 that it lost ground.
   It is not defined when the headroom is not significant or not positive (nothing to
   close), and then says so.
-- **Ratings** use the DESIGN.md section 4 thresholds on the medium daemon_performance case.
+- **Ratings** use the docs/design.md#ratings thresholds on the medium daemon_performance case.
   The suite records latency percentiles, not the mean, so the "average latency" rating is
   applied to the median (p50) latency and labelled as such. Memory is peak RSS in MiB
   (2**20 bytes, as ``psutil`` RSS / 1024 / 1024).
@@ -736,7 +736,7 @@ class Bottleneck:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rating:
-    """A DESIGN.md rating of one coordinator's medium-load figure; ``rating`` is None and
+    """A docs/design.md#ratings rating of one coordinator's medium-load figure; ``rating`` is None and
     ``note`` says why when the figure is missing."""
 
     kpi: str
@@ -1175,7 +1175,7 @@ _RANK = {"excellent": 0, "good": 1, "efficient": 1, "acceptable": 2, "poor": 3}
 
 
 def rate(kpi: str, value: float) -> str:
-    """The DESIGN.md rating of a medium-load figure: ``kpi`` is throughput (events/s),
+    """The docs/design.md#ratings rating of a medium-load figure: ``kpi`` is throughput (events/s),
     latency_p50 (seconds), rss_peak (bytes) or cpu (percent of one core). A value on a
     shared band edge takes the band that names it in the range form ("good 10-50 ms",
     "acceptable 500-1,000"): 50 ms is good, 1,000 events/s acceptable, 80 % acceptable."""
