@@ -78,8 +78,8 @@ TRANSPORT_CASE = "medium"
 # Each ask of an unpaced case runs one workload (the case definition may fix more). A loop
 # count calibrated towards 50 ms an ask used to be computed here, but it timed the gate's
 # own call of the workload, collection of the gate's large heap included, and so chose one
-# loop for every case on the CI machine: every gate trial in docs/measurements.md#the-gate ran one workload an
-# ask. Asking for more on purpose was tried in 30 A/A rounds (10 workloads an ask on light,
+# loop for every case on the CI machine: every gate trial in docs/measurements.md#the-gate
+# ran one workload an ask. Asking for more on purpose was tried in 30 A/A rounds (10 workloads an ask on light,
 # 3 on medium): interquartile range of the per-round log ratio 3.2 % against 5.7 % on
 # light, 7.0 % against 3.8 % on medium, for rounds 1.9x as long; no gain worth the time.
 DEFAULT_BUDGET_S = 360.0
@@ -520,7 +520,8 @@ def _initial_rounds(config: GateConfig, policy: Policy, n_keys: int) -> int:
     # Holm divides alpha by the number of comparisons: with n rounds the smallest
     # one-sided Wilcoxon p is 1 / 2**n, which must clear alpha / comparisons. The count
     # below is the two-sided one plus one (12 rounds for 27 comparisons at alpha 0.05, as
-    # in the trials of docs/measurements.md#the-gate): two rounds to spare for rounds that differ the other way.
+    # in the trials of docs/measurements.md#the-gate): two rounds to spare for rounds that
+    # differ the other way.
     needed = math.ceil(math.log2(2 * max(n_keys, 1) / policy.alpha)) + 1
     return max(policy.min_rounds, needed)
 

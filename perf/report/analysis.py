@@ -10,7 +10,8 @@ Conventions, the same for every KPI:
 
 - **Improvement %** is the candidate against the base, positive when the candidate is
   better. With ``r = median(core) / median(data)`` (the ratio of medians of the per-sample
-  values) it is ``(r - 1) x 100`` for higher-is-better KPIs (the docs/design.md#key-indicators formula
+  values) it is ``(r - 1) x 100`` for higher-is-better KPIs (the
+  docs/design.md#key-indicators formula
   ``(core - data) / data x 100`` for throughput) and ``(1 - r) x 100`` for lower-is-better
   ones (``(data - core) / data x 100``: a latency 20 % lower is +20 %). The interval is
   the same transform of the ratio's interval, :func:`perf.decide.stats.ratio_ci_unpaired` (seeded
@@ -736,8 +737,8 @@ class Bottleneck:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rating:
-    """A docs/design.md#ratings rating of one coordinator's medium-load figure; ``rating`` is None and
-    ``note`` says why when the figure is missing."""
+    """A docs/design.md#ratings rating of one coordinator's medium-load figure; ``rating``
+    is None and ``note`` says why when the figure is missing."""
 
     kpi: str
     label: str
