@@ -293,7 +293,8 @@ def _result(
     lat = percentile_summary(latencies)
     lag = percentile_summary(lags)
     # docs/design.md#key-indicators: error rate % = failed events / total events x 100; an
-    # event that was dead-lettered failed too. Rejected events never reached a handler and count in neither.
+    # event that was dead-lettered failed too. Rejected events never reached a handler and
+    # count in neither.
     total = stats.published
     not_delivered = stats.failed + stats.dead_lettered
     offered = None
