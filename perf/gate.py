@@ -80,8 +80,9 @@ TRANSPORT_CASE = "medium"
 # own call of the workload, collection of the gate's large heap included, and so chose one
 # loop for every case on the CI machine: every gate trial in docs/measurements.md#the-gate
 # ran one workload an ask. Asking for more on purpose was tried in 30 A/A rounds (10
-# workloads an ask on light, 3 on medium): interquartile range of the per-round log ratio 3.2 % against 5.7 % on
-# light, 7.0 % against 3.8 % on medium, for rounds 1.9x as long; no gain worth the time.
+# workloads an ask on light, 3 on medium): interquartile range of the per-round log ratio
+# 3.2 % against 5.7 % on light, 7.0 % against 3.8 % on medium, for rounds 1.9x as long; no
+# gain worth the time.
 DEFAULT_BUDGET_S = 360.0
 # Differential profiles of regressions start only if they can end within this long after
 # the measuring budget: a PR run then stays within 8 minutes (360 + 90 s, plus reports).
