@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from perf.decide.outcome import Artifact, GateOutcome
+from perf.decide.outcome import GateOutcome
 from perf.decide.policy import Mode, Policy, load_policy
 from perf.decide.verdict import (
     Comparison,
@@ -51,6 +51,7 @@ from perf.decide.verdict import (
 )
 from perf.errors import ExitCode, GateError, OutputError, RefError, ResultError, exit_code
 from perf.files import write_json
+from perf.rundir import Artifact
 
 __all__ = [
     "GATED_METRICS",

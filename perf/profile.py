@@ -61,7 +61,6 @@ from perf.decide.leakgate import (
     memory_figures,
     memory_gate,
 )
-from perf.decide.outcome import Artifact
 from perf.decide.verdict import Verdict
 from perf.errors import ExitCode
 from perf.files import write_json
@@ -81,7 +80,7 @@ from perf.profiling.profiles import (
     speedscope_problems,
 )
 from perf.progress import Planned, Progress, format_duration
-from perf.rundir import new_run_dir, run_dir_name, update_latest
+from perf.rundir import Artifact, new_run_dir, run_dir_name, update_latest
 
 __all__ = [
     "DEFAULT_SCENARIOS",

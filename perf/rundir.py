@@ -10,11 +10,13 @@ import datetime as dt
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "DEFAULT_KEEP",
     "RUN_DIR_RE",
+    "Artifact",
     "new_run_dir",
     "prune_runs",
     "run_dir_name",
@@ -24,6 +26,15 @@ __all__ = [
 
 DEFAULT_KEEP = 10
 RUN_DIR_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-z]+(?:-\d+)?$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Artifact:
+    """A file of the run the reports link to (result files, flame graphs, profiles)."""
+
+    label: str
+    path: str  # relative to the run folder
+    kind: str  # "pyperf", "json", "flamegraph", "speedscope", "svg", "report", ...
 
 
 def utc_stamp(moment: dt.datetime | None = None) -> str:

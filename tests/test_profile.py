@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from perf.decide.outcome import Artifact
 from perf.profile import (
     ROOT,
     CaptureOptions,
@@ -28,6 +27,7 @@ from perf.profile import (
     profile_run,
 )
 from perf.profiling.profiles import load_memray_stats, load_speedscope, speedscope_problems
+from perf.rundir import Artifact
 
 NO_PROFILERS = CaptureOptions(memray=False, pyspy=False, settle=False)
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from perf.decide.outcome import Artifact, GateOutcome, MachineLoad
+from perf.decide.outcome import GateOutcome
 from perf.decide.policy import Direction
 from perf.decide.verdict import Comparison, Verdict
 from perf.errors import OutputError
+from perf.measure.machine import MachineLoad
 from perf.report.analysis import Analysis, analyze_run_dir
 from perf.report.render import (
     PR_COMMENT_LIMIT,
@@ -31,6 +32,7 @@ from perf.report.render import (
     report_json,
     write_reports,
 )
+from perf.rundir import Artifact
 from tests.test_analysis import full_run
 
 EVIL = "evil.<script>alert(1)</script>.core"

@@ -6,29 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perf.decide.verdict import Comparison, Verdict
+from perf.measure.machine import MachineLoad
+from perf.rundir import Artifact
 
-__all__ = ["Artifact", "GateOutcome", "MachineLoad"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MachineLoad:
-    """The machine during the run, measured: load averages before and after, and the CPU
-    share used by processes other than the gate's own (sampled every second)."""
-
-    load_avg_before: tuple[float, float, float]
-    load_avg_after: tuple[float, float, float]
-    other_cpu_pct_mean: float
-    other_cpu_pct_max: float
-    samples: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Artifact:
-    """A file of the run the reports link to (result files, flame graphs, profiles)."""
-
-    label: str
-    path: str  # relative to the run folder
-    kind: str  # "pyperf", "json", "flamegraph", "speedscope", "svg", "report", ...
+__all__ = ["GateOutcome"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,12 +5,23 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from dataclasses import dataclass
 
 import psutil
 
-from perf.decide.outcome import MachineLoad
+__all__ = ["MachineLoad", "MachineWatch"]
 
-__all__ = ["MachineWatch"]
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineLoad:
+    """The machine during the run, measured: load averages before and after, and the CPU
+    share used by processes other than the gate's own (sampled every second)."""
+
+    load_avg_before: tuple[float, float, float]
+    load_avg_after: tuple[float, float, float]
+    other_cpu_pct_mean: float
+    other_cpu_pct_max: float
+    samples: int
 
 
 class MachineWatch:

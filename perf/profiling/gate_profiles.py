@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from perf.decide.outcome import Artifact
 from perf.decide.verdict import Comparison, Verdict
+from perf.rundir import Artifact
 
 __all__ = ["MAX_DIFFERENTIALS", "ProfileSection", "differentials", "memory_and_leaks"]
 

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup
 
-from perf.decide.outcome import Artifact, GateOutcome
+from perf.decide.outcome import GateOutcome
 from perf.decide.policy import Direction
 from perf.decide.verdict import Comparison, Verdict
 from perf.errors import OutputError
@@ -44,6 +44,7 @@ from perf.report.charts import (
     line_chart,
     ratio_chart,
 )
+from perf.rundir import Artifact
 
 __all__ = [
     "ANNOTATION_LIMIT",
