@@ -31,6 +31,7 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("python", "-m", "perf.tools.check_workflows", *workflows)
 
 
 @nox.session(default=False)
