@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from perf.errors import RefError
 
-__all__ = ["DEFAULT_BRANCHES", "base_worktree", "default_base", "resolve_ref"]
+__all__ = [
+    "DEFAULT_BRANCHES",
+    "WORKTREE_DIR",
+    "base_worktree",
+    "default_base",
+    "remove_stale_worktrees",
+    "resolve_ref",
+]
 
 DEFAULT_BRANCHES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
 WORKTREE_DIR = ".perf-worktrees"
+_LEGACY_WORKTREE_RE = re.compile(r"^[0-9a-f]{12}$")
+_RUN_WORKTREE_RE = re.compile(r"^[0-9a-f]{1,40}-(?P<pid>\d+)-[0-9a-f]+$")
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,23 +70,73 @@ def default_base(repo: Path) -> str:
     )
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def _remove(repo: Path, path: Path) -> None:
+    _git(repo, "worktree", "remove", "--force", str(path))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_worktrees(repo: Path) -> list[Path]:
+    """Remove worktrees under .perf-worktrees/ left by gate runs that no longer exist (a
+    run killed with SIGKILL cannot clean up after itself). A run's worktree is named
+    ``<commit>-<pid>-<token>``; one whose process is alive is never touched, so two gate
+    runs on one checkout keep each other's worktrees. Returns what was removed."""
+    root = repo / WORKTREE_DIR
+    removed: list[Path] = []
+    if root.is_dir():
+        for path in sorted(root.iterdir()):
+            match = _RUN_WORKTREE_RE.match(path.name)
+            legacy = _LEGACY_WORKTREE_RE.match(path.name)  # named by commit alone, before pids
+            if legacy or (match and not _pid_alive(int(match["pid"]))):
+                _remove(repo, path)
+                removed.append(path)
+    _git(repo, "worktree", "prune")
+    return removed
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM (what CI sends a cancelled job) unwinds the stack like
+    Ctrl-C, so ``finally`` clauses run and the worktree is removed; the default action
+    would end the process on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def base_worktree(repo: Path, commit: str) -> Iterator[Path]:
     """Check ``commit`` out in a detached worktree under .perf-worktrees/ and remove it
-    afterwards. The head's own checkout is never touched."""
+    afterwards, also when the run is interrupted (Ctrl-C or SIGTERM). Each run has a
+    worktree of its own; the head's own checkout is never touched."""
+    remove_stale_worktrees(repo)
     root = repo / WORKTREE_DIR
-    path = root / commit[:12]
-    if path.exists():
-        _git(repo, "worktree", "remove", "--force", str(path))
-        shutil.rmtree(path, ignore_errors=True)
-    _git(repo, "worktree", "prune")
     root.mkdir(exist_ok=True)
-    proc = _git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
-    if proc.returncode != 0:
-        raise RefError(f"could not check out {commit} into {path}: {proc.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        _git(repo, "worktree", "remove", "--force", str(path))
-        shutil.rmtree(path, ignore_errors=True)
-        _git(repo, "worktree", "prune")
+    path = root / f"{commit[:12]}-{os.getpid()}-{secrets.token_hex(3)}"
+    with _sigterm_as_interrupt():
+        proc = _git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
+        try:
+            if proc.returncode != 0:
+                raise RefError(f"could not check out {commit} into {path}: {proc.stderr.strip()}")
+            yield path
+        finally:
+            _remove(repo, path)
+            _git(repo, "worktree", "prune")
