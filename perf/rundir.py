@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_KEEP",
     "RUN_DIR_RE",
     "Artifact",
+    "latest_blocked",
     "new_run_dir",
     "prune_runs",
     "run_dir_name",
@@ -64,15 +65,18 @@ def new_run_dir(output: Path, name: str) -> Path:
 
 def update_latest(output: Path, run_dir: Path) -> str:
     """Point ``output/latest`` at ``run_dir``: a relative symlink, replaced atomically, or a
-    text file with the folder's name where symlinks are not possible. Returns which."""
+    text file with the folder's name where symlinks are not possible. Returns which:
+    ``"symlink"`` or ``"file"``; or ``"blocked"`` when ``latest`` is a real folder, which the
+    gate never makes and so never replaces (the run itself is complete either way; say
+    :func:`latest_blocked` to the user)."""
     latest = output / "latest"
+    if latest.is_dir() and not latest.is_symlink():
+        return "blocked"
     tmp = output / f".latest.{os.getpid()}"
     try:
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()
         tmp.symlink_to(run_dir.name, target_is_directory=True)
-        if latest.is_dir() and not latest.is_symlink():
-            raise OSError(f"{latest} is a directory, not a link")
         os.replace(tmp, latest)
         return "symlink"
     except OSError:
@@ -82,6 +86,14 @@ def update_latest(output: Path, run_dir: Path) -> str:
             latest.unlink()
         latest.write_text(run_dir.name + "\n", encoding="utf-8")
         return "file"
+
+
+def latest_blocked(output: Path) -> str:
+    """What to tell the user when :func:`update_latest` returned ``"blocked"``."""
+    return (
+        f"{output / 'latest'} is a folder, not the link the gate keeps there, so it still "
+        "names an older state; move it away (the gate does not delete what it did not make)"
+    )
 
 
 def prune_runs(output: Path, keep: int, current: Path) -> list[str]:
