@@ -1,10 +1,11 @@
-"""``python -m perf profile``: memray and py-spy profiles of each coordinator, the memory and
-leak gate, and differential profiles of base against head.
+"""Capturing profiles: each coordinator on each scenario, under memray and py-spy, and the
+settle cycles of the leak gate, each in a process of its own.
 
 Every profile is taken in a process of its own, never inside a timed benchmark: the target
 is ``perf/profiling/target.py`` (run by path, with the profiled source tree as working
-directory and first on ``PYTHONPATH``, so that tree's ``crucible`` is the one profiled).
-Per coordinator and scenario, into ``<run dir>/profiles/<coordinator>-<scenario>/``:
+directory and first on ``PYTHONPATH``, so that tree's ``crucible`` is the one profiled;
+:mod:`perf.profiling.runner` runs each step). Per coordinator and scenario, into
+``<run dir>/profiles/[<side>/]<coordinator>-<scenario>/``:
 
 ==========================  ==============================================================
 ``memray.bin``              memray capture of one scenario run (default mode; the run
@@ -20,95 +21,78 @@ Per coordinator and scenario, into ``<run dir>/profiles/<coordinator>-<scenario>
 ``capture.log``             every command run and its output
 ==========================  ==============================================================
 
-and ``profiles/profile.json`` (what was captured, what could not be and why, memory
-figures), plus ``profiles/memory_gate.json`` when the memory gate ran.
-
 A profiler that cannot run (memray not installed or unsupported, py-spy without ptrace
-permission, a target that crashed) gives a note saying so and what to grant; the run goes
-on, and no file that was not captured, or that fails its check, is ever listed.
-
-Exit status of the command: 0 when the memory gate passed (or did not run) and at least
-one profile was captured; 1 when the memory or leak gate failed; 2 when nothing at all
-could be captured or the options were wrong.
+permission, a target that crashed) gives a note saying so and what to grant; the capture
+goes on, and no file that was not captured, or that fails its check, is ever listed.
+Nothing here decides anything: :func:`load_memory` hands the parsed files to the memory and
+leak gate (``perf.decide.leakgate``), which the command runs.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import datetime as dt
-import importlib.util
-import json
-import math
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
-from enum import Enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TextIO
+from typing import TextIO
 
-from perf.decide.leakgate import (
-    DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT,
-    DEFAULT_MEMORY_THRESHOLD_PCT,
-    MemoryGate,
-    memory_figures,
-    memory_gate,
-)
-from perf.decide.verdict import Verdict
-from perf.errors import ExitCode
-from perf.files import write_json
-from perf.options import csv_list, positive_int
 from perf.paths import REPO_ROOT
-from perf.profiling.diffprof import DEFAULT_TOP_ROWS, DiffTable, alloc_diff, cpu_diff
 from perf.profiling.profiles import (
-    CpuProfile,
     MemoryStats,
     ProfileFormatError,
     SettleSeries,
-    clean_speedscope,
-    load_json,
     load_memray_stats,
     load_settle,
-    parse_speedscope,
-    speedscope_problems,
 )
-from perf.progress import Planned, Progress, format_duration
-from perf.rundir import Artifact, new_run_dir, run_dir_name, update_latest
+from perf.profiling.runner import (
+    PTRACE_RE,
+    Step,
+    check_speedscope,
+    html_ok,
+    memray_problem,
+    run_step,
+    runner_code,
+    status_ok,
+    svg_ok,
+    tree_env,
+)
+from perf.progress import Planned, Progress
+from perf.rundir import Artifact
 
 __all__ = [
+    "DEFAULT_COORDINATORS",
     "DEFAULT_SCENARIOS",
-    "PROFILE_SCHEMA_VERSION",
+    "MEMRAY_HINT",
+    "PROFILES_DIR",
+    "PTRACE_HINT",
+    "PYSPY_MISSING_HINT",
     "Capture",
     "CaptureOptions",
-    "DiffResult",
+    "MemoryData",
     "ProfileResult",
-    "build_parser",
-    "differential",
-    "gate_memory",
-    "main",
-    "profile_run",
-    "to_jsonable",
+    "Profilers",
+    "capture_one",
+    "capture_profiles",
+    "estimate_s",
+    "find_pyspy",
+    "load_memory",
+    "memory_inputs",
+    "planned_steps",
+    "profilers",
+    "profiles_folder",
+    "resolve_tree",
+    "slug",
 ]
 
-PROFILE_SCHEMA_VERSION = 1
 DEFAULT_SCENARIOS: tuple[str, ...] = ("medium", "heavy")
 DEFAULT_COORDINATORS: tuple[str, ...] = ("data", "core")
 PROFILES_DIR = "profiles"
-TARGET = REPO_ROOT / "perf" / "profiling" / "target.py"
-ROOT = REPO_ROOT
 
-# How a sandbox without ptrace permission is told so (py-spy's messages vary by version).
-_PTRACE_RE = re.compile(
-    r"permission denied|operation not permitted|ptrace|EPERM|os error 1\b|os error 13\b",
-    re.IGNORECASE,
-)
 PTRACE_HINT = (
     "grant ptrace permission: run as root, or start the container with "
     "--cap-add SYS_PTRACE (docker run / services: cap_add), or set "
@@ -183,7 +167,7 @@ class Capture:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProfileResult:
-    """What ``profile_run`` produced: artifacts for the reports, and a note for
+    """What :func:`capture_profiles` produced: artifacts for the reports, and a note for
     everything that could not be captured."""
 
     run_dir: Path
@@ -192,178 +176,6 @@ class ProfileResult:
     artifacts: tuple[Artifact, ...]
     notes: tuple[str, ...]
     duration_s: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DiffResult:
-    """Differential profile of one scenario: the CPU and allocation tables (None when a
-    side could not be captured), both sides' captures, artifacts and notes."""
-
-    run_dir: Path
-    scenario: str
-    coordinator: str
-    cpu: DiffTable | None
-    alloc: DiffTable | None
-    base: Capture
-    head: Capture
-    artifacts: tuple[Artifact, ...]
-    notes: tuple[str, ...]
-    duration_s: float
-
-
-# ---------------------------------------------------------------------------------------
-# running one step
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Step:
-    ok: bool
-    returncode: int | None
-    output: str
-    duration_s: float
-
-    def tail(self, lines: int = 6) -> str:
-        text = [line for line in self.output.strip().splitlines() if line.strip()]
-        return " | ".join(text[-lines:]) or "(no output)"
-
-
-def _runner_code() -> str:
-    return f"import runpy; runpy.run_path({str(TARGET)!r}, run_name='__main__')"
-
-
-def _tree_env(tree: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    old = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(tree) + (os.pathsep + old if old else "")
-    env.pop("PYTHONSTARTUP", None)
-    return env
-
-
-def _run(
-    command: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float, log: TextIO
-) -> _Step:
-    """Run ``command`` with stdin closed (nothing interactive can wait for a terminal),
-    its output to ``log`` and kept; killed with its process group after ``timeout_s``."""
-    log.write(f"$ {' '.join(command)}\n")
-    log.flush()
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            list(command),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-    except OSError as exc:
-        log.write(f"cannot start: {exc}\n")
-        return _Step(False, None, str(exc), time.monotonic() - t0)
-    try:
-        output, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        output += f"\ntimed out after {timeout_s:g} s and was killed"
-        returncode: int | None = None
-    else:
-        returncode = proc.returncode
-    duration = time.monotonic() - t0
-    log.write(output if output.endswith("\n") or not output else output + "\n")
-    log.write(f"# exit {returncode} after {duration:.2f} s\n\n")
-    log.flush()
-    return _Step(returncode == 0, returncode, output, duration)
-
-
-# ---------------------------------------------------------------------------------------
-# profilers: availability, and checks of what they wrote
-# ---------------------------------------------------------------------------------------
-
-
-def find_pyspy(options: CaptureOptions) -> str | None:
-    """The py-spy executable: the configured one, the one beside the interpreter (a venv's),
-    or the one on PATH."""
-    if options.pyspy_path:
-        return options.pyspy_path
-    beside = Path(options.python).parent / "py-spy"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("py-spy")
-
-
-def _memray_importable(python: str) -> str | None:
-    """None when ``python -c 'import memray'`` works, else why not."""
-    if python == sys.executable:
-        return None if importlib.util.find_spec("memray") else "memray is not installed"
-    try:
-        proc = subprocess.run(
-            [python, "-c", "import memray"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return str(exc)
-    return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
-
-
-def _html_ok(path: Path) -> bool:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            head = f.read(4096).lower()
-    except OSError:
-        return False
-    return "<html" in head or "<!doctype html" in head
-
-
-def _svg_ok(path: Path) -> bool:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return "<svg" in head
-
-
-def check_speedscope(path: Path) -> list[str]:
-    """Rewrite py-spy's speedscope file without the nulls speedscope's schema rejects
-    (:func:`perf.profiling.profiles.clean_speedscope`) and return the schema problems left ([] when
-    the file is valid and holds samples)."""
-    try:
-        data = clean_speedscope(load_json(path))
-    except ProfileFormatError as exc:
-        return [str(exc)]
-    problems = speedscope_problems(data)
-    if problems:
-        return problems
-    if not any(p.get("samples") for p in data["profiles"] if isinstance(p, dict)):
-        return ["the capture holds no samples (the target ended before py-spy sampled it)"]
-    write_json(path, data)
-    return []
-
-
-# ---------------------------------------------------------------------------------------
-# one capture
-# ---------------------------------------------------------------------------------------
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
-
-
-def _status_ok(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and data.get("ok") is True
 
 
 class _CaptureRun:
@@ -388,7 +200,7 @@ class _CaptureRun:
         self.label = label
         self.options = options
         self.progress = progress
-        self.env = _tree_env(tree)
+        self.env = tree_env(tree)
         self.artifacts: list[Artifact] = []
         self.notes: list[str] = []
         self.durations: dict[str, float] = {}
@@ -405,10 +217,10 @@ class _CaptureRun:
     def note(self, text: str) -> None:
         self.notes.append(f"{self.label}: could not capture {text}")
 
-    def step(self, name: str, command: Sequence[str], variant: str = "") -> _Step:
+    def step(self, name: str, command: Sequence[str], variant: str = "") -> Step:
         if self.progress is not None:
             self.progress.start(f"{self.label} {name}")
-        result = _run(command, self.tree, self.env, self.options.timeout_s, self.log)
+        result = run_step(command, self.tree, self.env, self.options.timeout_s, self.log)
         self.durations[f"{name} {variant}".strip()] = round(result.duration_s, 3)
         if self.progress is not None:
             self.progress.done(f"{self.label} {name}")
@@ -423,7 +235,7 @@ class _CaptureRun:
     def target(self, command: str, *extra: str) -> list[str]:
         return [
             "-c",
-            _runner_code(),
+            runner_code(),
             command,
             "--coordinator",
             self.coordinator,
@@ -434,9 +246,9 @@ class _CaptureRun:
 
     # -- memray ---------------------------------------------------------------------
 
-    def memray(self, memray_problem: str | None) -> None:
-        if memray_problem is not None:
-            self.note(f"memray profiles: {memray_problem}; {MEMRAY_HINT}")
+    def memray(self, problem: str | None) -> None:
+        if problem is not None:
+            self.note(f"memray profiles: {problem}; {MEMRAY_HINT}")
             return
         py = self.options.python
         capture = self.folder / "memray.bin"
@@ -449,7 +261,7 @@ class _CaptureRun:
                 *self.target("run", "--memray-output", str(capture), "--status-file", str(status)),
             ],
         )
-        if not run.ok or not capture.is_file() or not _status_ok(status):
+        if not run.ok or not capture.is_file() or not status_ok(status):
             capture.unlink(missing_ok=True)
             self.note(
                 f"memray profiles: memray run failed (exit {run.returncode}): {run.tail()}; "
@@ -486,7 +298,7 @@ class _CaptureRun:
             cmd = [py, "-m", "memray", "flamegraph", "-f", "-o", str(out)]
             cmd += [flag] if flag else []
             done = self.step(f"memray flamegraph{' ' + flag if flag else ''}", [*cmd, str(capture)])
-            if done.ok and _html_ok(out):
+            if done.ok and html_ok(out):
                 self.add(key, out, what, "flamegraph")
             else:
                 out.unlink(missing_ok=True)
@@ -496,8 +308,8 @@ class _CaptureRun:
 
     # -- py-spy ---------------------------------------------------------------------
 
-    def _pyspy_failure(self, what: str, step: _Step) -> None:
-        if _PTRACE_RE.search(step.output):
+    def _pyspy_failure(self, what: str, step: Step) -> None:
+        if PTRACE_RE.search(step.output):
             self.note(
                 f"{what}: py-spy could not read the target process ({step.tail(2)}); {PTRACE_HINT}"
             )
@@ -506,13 +318,13 @@ class _CaptureRun:
 
     def _record(
         self, pyspy: str, name: str, out: Path, fmt_args: Sequence[str], rate: int, seconds: float
-    ) -> tuple[_Step, bool]:
+    ) -> tuple[Step, bool]:
         """One py-spy record of the target; with ``--native`` first where asked, then
         without it if that failed for another reason than ptrace. Returns the step and
         whether the target itself finished cleanly."""
         status = self.folder / f".{out.name}.status.json"
         native = [True, False] if self.options.native else [False]
-        step: _Step | None = None
+        step: Step | None = None
         for use_native in native:
             status.unlink(missing_ok=True)
             out.unlink(missing_ok=True)
@@ -523,7 +335,7 @@ class _CaptureRun:
             step = self.step(name, cmd, "--native" if use_native else "")
             if step.ok and out.is_file():
                 break
-            if _PTRACE_RE.search(step.output):
+            if PTRACE_RE.search(step.output):
                 break
             if use_native and len(native) > 1:
                 self.notes.append(
@@ -531,7 +343,7 @@ class _CaptureRun:
                     "recorded Python frames only"
                 )
         assert step is not None
-        target_ok = _status_ok(status)
+        target_ok = status_ok(status)
         status.unlink(missing_ok=True)
         return step, target_ok
 
@@ -563,7 +375,7 @@ class _CaptureRun:
             return
         out = self.folder / "pyspy.svg"
         step, target_ok = self._record(pyspy, "py-spy svg", out, [], rate, seconds)
-        if step.ok and target_ok and _svg_ok(out):
+        if step.ok and target_ok and svg_ok(out):
             self.add("svg", out, "py-spy CPU flame graph (SVG)", "svg")
         else:
             out.unlink(missing_ok=True)
@@ -620,7 +432,13 @@ class _CaptureRun:
         )
 
 
-def _steps_per_capture(options: CaptureOptions, diff: bool = False) -> list[str]:
+def slug(text: str) -> str:
+    """``text`` as a folder name (a ``module:factory`` spec has a colon)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def planned_steps(options: CaptureOptions, diff: bool = False) -> list[str]:
+    """The steps one capture runs, by name (for progress lines and their estimates)."""
     steps = []
     if options.memray:
         steps += ["memray run", "memray stats"]
@@ -637,123 +455,7 @@ def _steps_per_capture(options: CaptureOptions, diff: bool = False) -> list[str]
     return steps
 
 
-# ---------------------------------------------------------------------------------------
-# the API the gate calls
-# ---------------------------------------------------------------------------------------
-
-
-def _resolve_tree(tree: Path | None) -> Path:
-    return (tree or ROOT).resolve()
-
-
-def _capture(
-    run_dir: Path,
-    folder: Path,
-    tree: Path,
-    coordinator: str,
-    scenario: str,
-    label: str,
-    options: CaptureOptions,
-    progress: Progress | None,
-    memray_problem: str | None,
-    pyspy: str | None,
-    *,
-    diff: bool = False,
-) -> Capture:
-    run = _CaptureRun(run_dir, folder, tree, coordinator, scenario, label, options, progress)
-    try:
-        if options.memray:
-            run.memray(memray_problem)
-        if options.pyspy:
-            if diff:
-                rate, seconds = options.diff_rate_hz, options.diff_seconds
-            else:
-                rate, seconds = options.pyspy_rate_hz, options.cpu_seconds
-            run.pyspy(pyspy, rate=rate, seconds=seconds)
-        if options.settle and not diff:
-            run.settle()
-        return run.result()
-    finally:
-        run.close()
-
-
-def _profilers(options: CaptureOptions) -> tuple[str | None, str | None]:
-    memray_problem = _memray_importable(options.python) if options.memray else None
-    pyspy = find_pyspy(options) if options.pyspy else None
-    return memray_problem, pyspy
-
-
-def profile_run(
-    run_dir: Path,
-    coordinators: Sequence[str],
-    scenarios: Sequence[str] = DEFAULT_SCENARIOS,
-    tree: Path | None = None,
-    *,
-    options: CaptureOptions | None = None,
-    side: str = "",
-    stream: TextIO | None = None,
-    write_manifest: bool = True,
-) -> ProfileResult:
-    """Profile each coordinator on each scenario with the source ``tree`` (default: this
-    checkout) into ``run_dir/profiles/[<side>/]<coordinator>-<scenario>/``. Progress goes
-    to ``stream`` (default stderr). Never raises for a profiler that cannot run: that is
-    a note in the result."""
-    options = options or CaptureOptions()
-    tree_path = _resolve_tree(tree)
-    base = run_dir / PROFILES_DIR / side if side else run_dir / PROFILES_DIR
-    t0 = time.monotonic()
-    memray_problem, pyspy = _profilers(options)
-    steps = _steps_per_capture(options)
-    pairs = [(c, s) for c in coordinators for s in scenarios]
-    prefix = f"{side} " if side else ""
-    planned = [
-        Planned(f"{prefix}{c}/{s} {step}", _estimate(s, step, options.cpu_seconds))
-        for c, s in pairs
-        for step in steps
-    ]
-    progress = Progress(planned, stream=stream)
-    captures = []
-    for coordinator, scenario in pairs:
-        captures.append(
-            _capture(
-                run_dir,
-                base / f"{_slug(coordinator)}-{scenario}",
-                tree_path,
-                coordinator,
-                scenario,
-                f"{prefix}{coordinator}/{scenario}",
-                options,
-                progress,
-                memray_problem,
-                pyspy,
-            )
-        )
-    notes = tuple(n for c in captures for n in c.notes)
-    artifacts = tuple(a for c in captures for a in c.artifacts)
-    result = ProfileResult(
-        run_dir=run_dir,
-        tree=tree_path,
-        captures=tuple(captures),
-        artifacts=artifacts,
-        notes=notes,
-        duration_s=time.monotonic() - t0,
-    )
-    if write_manifest:
-        manifest = base / "profile.json"
-        write_json(manifest, _manifest(result, options))
-        result = replace(
-            result,
-            artifacts=(
-                *artifacts,
-                Artifact(label="profiles: manifest", path=_rel(manifest, run_dir), kind="json"),
-            ),
-        )
-    for note in notes:
-        progress.note(f"note: {note}")
-    return result
-
-
-def _estimate(scenario: str, step: str, cpu_seconds: float) -> float:
+def estimate_s(scenario: str, step: str, cpu_seconds: float) -> float:
     """A rough a-priori cost of a step in seconds (progress estimates only)."""
     if step.startswith("py-spy"):
         return cpu_seconds + 1.0
@@ -762,131 +464,146 @@ def _estimate(scenario: str, step: str, cpu_seconds: float) -> float:
     return base * scale
 
 
-def differential(
+# ---------------------------------------------------------------------------------------
+# the profilers, and captures
+# ---------------------------------------------------------------------------------------
+
+
+def find_pyspy(options: CaptureOptions) -> str | None:
+    """The py-spy executable: the configured one, the one beside the interpreter (a venv's),
+    or the one on PATH."""
+    if options.pyspy_path:
+        return options.pyspy_path
+    beside = Path(options.python).parent / "py-spy"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("py-spy")
+
+
+@dataclass(frozen=True, slots=True)
+class Profilers:
+    """The profilers as found once per run: why memray cannot run (None when it can, or is
+    not asked for) and the py-spy executable (None when missing or not asked for)."""
+
+    memray_problem: str | None
+    pyspy: str | None
+
+
+def profilers(options: CaptureOptions) -> Profilers:
+    return Profilers(
+        memray_problem=memray_problem(options.python) if options.memray else None,
+        pyspy=find_pyspy(options) if options.pyspy else None,
+    )
+
+
+def resolve_tree(tree: Path | None) -> Path:
+    """The source tree to profile, absolute; None is this checkout."""
+    return (tree or REPO_ROOT).resolve()
+
+
+def profiles_folder(run_dir: Path, side: str = "") -> Path:
+    """``run_dir/profiles/``, or ``run_dir/profiles/<side>/`` for one side of a comparison."""
+    return run_dir / PROFILES_DIR / side if side else run_dir / PROFILES_DIR
+
+
+def capture_one(
     run_dir: Path,
-    scenario: str,
+    folder: Path,
+    tree: Path,
     coordinator: str,
-    base_tree: Path,
-    head_tree: Path,
+    scenario: str,
+    label: str,
+    options: CaptureOptions,
+    progress: Progress | None,
+    found: Profilers,
+    *,
+    diff: bool = False,
+) -> Capture:
+    """Every profile ``options`` asks for of one coordinator on one scenario, into
+    ``folder``. ``diff``: py-spy at the differential's rate and duration, no settle cycles."""
+    run = _CaptureRun(run_dir, folder, tree, coordinator, scenario, label, options, progress)
+    try:
+        if options.memray:
+            run.memray(found.memray_problem)
+        if options.pyspy:
+            if diff:
+                rate, seconds = options.diff_rate_hz, options.diff_seconds
+            else:
+                rate, seconds = options.pyspy_rate_hz, options.cpu_seconds
+            run.pyspy(found.pyspy, rate=rate, seconds=seconds)
+        if options.settle and not diff:
+            run.settle()
+        return run.result()
+    finally:
+        run.close()
+
+
+def capture_profiles(
+    run_dir: Path,
+    coordinators: Sequence[str],
+    scenarios: Sequence[str] = DEFAULT_SCENARIOS,
+    tree: Path | None = None,
     *,
     options: CaptureOptions | None = None,
-    top: int = DEFAULT_TOP_ROWS,
+    side: str = "",
     stream: TextIO | None = None,
-    head_coordinator: str | None = None,
-) -> DiffResult:
-    """Profile ``coordinator`` on ``scenario`` with the base and the head tree (py-spy at
-    ``diff_rate_hz`` for ``diff_seconds`` each, memray over one run) into
-    ``run_dir/profiles/diff/<coordinator>-<scenario>/{base,head}/`` and compute the CPU and
-    allocation tables. ``head_coordinator`` (default: the same) profiles another
-    coordinator spec on the head side. A side that could not be captured leaves its table
-    None and says why in ``notes``."""
-    options = replace(options or CaptureOptions(), settle=False)
+) -> ProfileResult:
+    """Profile each coordinator on each scenario with the source ``tree`` (default: this
+    checkout) into ``run_dir/profiles/[<side>/]<coordinator>-<scenario>/``. Progress goes
+    to ``stream`` (default stderr). Never raises for a profiler that cannot run: that is
+    a note in the result."""
+    options = options or CaptureOptions()
+    tree_path = resolve_tree(tree)
+    folder = profiles_folder(run_dir, side)
     t0 = time.monotonic()
-    folder = run_dir / PROFILES_DIR / "diff" / f"{_slug(coordinator)}-{scenario}"
-    memray_problem, pyspy = _profilers(options)
-    steps = _steps_per_capture(options, diff=True)
-    sides = (
-        ("base", _resolve_tree(base_tree), coordinator),
-        ("head", _resolve_tree(head_tree), head_coordinator or coordinator),
-    )
-    progress = Progress(
-        [
-            Planned(f"diff {side} {c}/{scenario} {s}", _estimate(scenario, s, options.diff_seconds))
-            for side, _, c in sides
-            for s in steps
-        ],
-        stream=stream,
-    )
-    captured = {
-        side: _capture(
+    found = profilers(options)
+    steps = planned_steps(options)
+    pairs = [(c, s) for c in coordinators for s in scenarios]
+    prefix = f"{side} " if side else ""
+    planned = [
+        Planned(f"{prefix}{c}/{s} {step}", estimate_s(s, step, options.cpu_seconds))
+        for c, s in pairs
+        for step in steps
+    ]
+    progress = Progress(planned, stream=stream)
+    captures = tuple(
+        capture_one(
             run_dir,
-            folder / side,
-            tree,
-            coord,
+            folder / f"{slug(coordinator)}-{scenario}",
+            tree_path,
+            coordinator,
             scenario,
-            f"diff {side} {coord}/{scenario}",
+            f"{prefix}{coordinator}/{scenario}",
             options,
             progress,
-            memray_problem,
-            pyspy,
-            diff=True,
+            found,
         )
-        for side, tree, coord in sides
-    }
-    base, head = captured["base"], captured["head"]
-    roots = [str(tree) for _, tree, _ in sides] + [str(ROOT)]  # ROOT: profile_target.py
-    notes = [*base.notes, *head.notes]
-    cpu: DiffTable | None = None
-    alloc: DiffTable | None = None
-    if base.speedscope and head.speedscope:
-        cpu = cpu_diff(
-            _cpu(run_dir, base.speedscope, roots),
-            _cpu(run_dir, head.speedscope, roots),
-            base_flamegraph=base.svg or base.speedscope,
-            head_flamegraph=head.svg or head.speedscope,
-            top=top,
-        )
-    else:
-        notes.append(f"diff {coordinator}/{scenario}: no CPU table (a side has no py-spy profile)")
-    if base.memray_stats and head.memray_stats:
-        alloc = alloc_diff(
-            load_memray_stats(run_dir / base.memray_stats, roots),
-            load_memray_stats(run_dir / head.memray_stats, roots),
-            base_flamegraph=base.memray_flamegraph or base.memray_stats,
-            head_flamegraph=head.memray_flamegraph or head.memray_stats,
-            top=top,
-        )
-    else:
-        notes.append(
-            f"diff {coordinator}/{scenario}: no allocation table (a side has no memray stats)"
-        )
-    result = DiffResult(
+        for coordinator, scenario in pairs
+    )
+    notes = tuple(n for c in captures for n in c.notes)
+    for note in notes:
+        progress.note(f"note: {note}")
+    return ProfileResult(
         run_dir=run_dir,
-        scenario=scenario,
-        coordinator=coordinator,
-        cpu=cpu,
-        alloc=alloc,
-        base=base,
-        head=head,
-        artifacts=(*base.artifacts, *head.artifacts),
-        notes=tuple(notes),
+        tree=tree_path,
+        captures=captures,
+        artifacts=tuple(a for c in captures for a in c.artifacts),
+        notes=notes,
         duration_s=time.monotonic() - t0,
     )
-    out = folder / "diff.json"
-    write_json(out, to_jsonable(result))
-    (folder / "diff.md").write_text(format_diff(result), encoding="utf-8")
-    return replace(
-        result,
-        artifacts=(
-            *result.artifacts,
-            Artifact(
-                label=f"diff {coordinator}/{scenario}: tables (JSON)",
-                path=_rel(out, run_dir),
-                kind="json",
-            ),
-            Artifact(
-                label=f"diff {coordinator}/{scenario}: tables (markdown)",
-                path=_rel(folder / "diff.md", run_dir),
-                kind="report",
-            ),
-        ),
-    )
 
 
-# The frame around each scenario run in the profile target (which calls asyncio.run for
-# nothing else): a differential's CPU table counts only the samples under it, the
-# coordinator's tasks included, and leaves out interpreter start-up, imports and workload
-# generation, which are the same on both sides and only add noise.
-RUN_FRAME = "BaseEventLoop.run_until_complete"
+# ---------------------------------------------------------------------------------------
+# reading captures back, for the memory and leak gate
+# ---------------------------------------------------------------------------------------
+
+MemoryData = tuple[MemoryStats | None, SettleSeries | None]
 
 
-def _cpu(run_dir: Path, rel: str, roots: Sequence[str]) -> CpuProfile:
-    return parse_speedscope(load_json(run_dir / rel), roots, rel, within=RUN_FRAME)
-
-
-def _loaded(
-    run_dir: Path, capture: Capture | None, roots: Sequence[str]
-) -> tuple[MemoryStats | None, SettleSeries | None]:
+def load_memory(run_dir: Path, capture: Capture | None, roots: Sequence[str]) -> MemoryData:
+    """A capture's parsed memray stats and settle cycles (None for what it lacks).
+    :class:`perf.profiling.profiles.ProfileFormatError` for a file that is not what it
+    claims."""
     if capture is None:
         return None, None
     stats = (
@@ -896,371 +613,21 @@ def _loaded(
     return stats, settle
 
 
-def gate_memory(
-    head: ProfileResult,
-    base: ProfileResult | None = None,
-    *,
-    threshold_pct: float = DEFAULT_MEMORY_THRESHOLD_PCT,
-    allowance_bytes_per_event: float = DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT,
-) -> MemoryGate:
-    """The memory and leak gate over two ``profile_run`` results of the same
-    coordinators and scenarios (``base`` None: the leak checks' held-after-stop figures
-    only). Subjects are matched by coordinator and scenario."""
+def memory_inputs(
+    head: ProfileResult, base: ProfileResult | None = None
+) -> dict[str, tuple[MemoryData | None, MemoryData]]:
+    """``subject -> (base, head)`` memory data of two :func:`capture_profiles` results of
+    the same coordinators and scenarios, matched by coordinator and scenario: the memory and
+    leak gate's input. A subject's base is None without a base run or without that subject
+    in it."""
     roots = [str(head.tree)] + ([str(base.tree)] if base else [])
     by_subject = {c.subject: c for c in base.captures} if base else {}
-    subjects: dict[
-        str,
-        tuple[
-            tuple[MemoryStats | None, SettleSeries | None] | None,
-            tuple[MemoryStats | None, SettleSeries | None],
-        ],
-    ] = {}
+    subjects: dict[str, tuple[MemoryData | None, MemoryData]] = {}
     for capture in head.captures:
-        head_data = _loaded(head.run_dir, capture, roots)
+        head_data = load_memory(head.run_dir, capture, roots)
         base_capture = by_subject.get(capture.subject)
-        base_data = _loaded(base.run_dir, base_capture, roots) if base and base_capture else None
+        base_data = (
+            load_memory(base.run_dir, base_capture, roots) if base and base_capture else None
+        )
         subjects[capture.subject] = (base_data, head_data)
-    return memory_gate(
-        subjects, threshold_pct=threshold_pct, allowance_bytes_per_event=allowance_bytes_per_event
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# JSON and text output
-# ---------------------------------------------------------------------------------------
-
-
-def to_jsonable(value: Any) -> Any:
-    """Records (dataclasses), mappings, sequences, enums and paths as plain JSON data;
-    non-finite floats as None."""
-    if is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
-        if isinstance(value, MemoryGate):
-            out["verdict"] = value.verdict.value
-        return out
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _rel(path: Path, run_dir: Path) -> str:
-    return path.relative_to(run_dir).as_posix()
-
-
-def _manifest(result: ProfileResult, options: CaptureOptions) -> dict[str, Any]:
-    captures = []
-    roots = [str(result.tree)]
-    for capture in result.captures:
-        try:
-            figures = to_jsonable(memory_figures(*_loaded(result.run_dir, capture, roots)))
-        except (ProfileFormatError, ValueError) as exc:
-            figures = {"error": str(exc)}
-        captures.append({**to_jsonable(capture), "memory": figures})
-    return {
-        "schema_version": PROFILE_SCHEMA_VERSION,
-        "kind": "crucible-perf-profile",
-        "tree": str(result.tree),
-        "duration_s": round(result.duration_s, 3),
-        "options": to_jsonable(options),
-        "captures": captures,
-        "notes": list(result.notes),
-    }
-
-
-def _pct(share: float) -> str:
-    return f"{share * 100:.1f} %"
-
-
-def format_diff(result: DiffResult) -> str:
-    """The differential tables as markdown (for the CLI and ``diff.md``)."""
-    lines = [f"## Differential profile: {result.coordinator} / {result.scenario}", ""]
-    for table, title in ((result.cpu, "CPU (self time)"), (result.alloc, "Allocated bytes")):
-        if table is None:
-            lines += [f"### {title}", "", "not captured (see notes)", ""]
-            continue
-        lines += [
-            f"### {title}: {table.unit}",
-            "",
-            f"base total {table.base_total:,.0f}, head total {table.head_total:,.0f}",
-            "",
-            "| function | base share | head share | change | flame graphs |",
-            "|---|---:|---:|---:|---|",
-        ]
-        for row in table.rows:
-            noise = f" (±{row.noise_pp:.1f})" if row.noise_pp is not None else ""
-            lines.append(
-                f"| `{row.function}` | {_pct(row.base_share)} | {_pct(row.head_share)} | "
-                f"{row.change_pp:+.1f} pp{noise} | [base]({row.base_link}) "
-                f"[head]({row.head_link}) |"
-            )
-        lines.append("")
-    if result.notes:
-        lines += ["Notes:", ""] + [f"- {n}" for n in result.notes] + [""]
-    return "\n".join(lines)
-
-
-def format_gate(gate: MemoryGate) -> str:
-    """The memory gate's checks as plain text lines."""
-    lines = [f"memory gate: {gate.verdict.value}"]
-    for check in gate.checks:
-        lines.append(f"  {check.verdict.value:<4}  {check.subject}  {check.reason}")
-        for site in check.sites:
-            lines.append(f"          {site.change_bytes:+,} B  {site.site}")
-    for leak in gate.leaks:
-        lines.append(f"  {leak.verdict.value:<4}  {leak.subject}  {leak.reason}")
-        for stack in leak.stacks:
-            lines.append(f"          {stack.size_diff_bytes:+,} B  {stack.site.label}")
-            lines.extend(f"            at {frame.label}" for frame in stack.stack[1:6])
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------
-# command line
-# ---------------------------------------------------------------------------------------
-
-
-def _non_negative(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be a number >= 0")
-    return number
-
-
-def _tree(value: str) -> Path:
-    path = Path(value)
-    if not (path / "crucible" / "__init__.py").is_file():
-        raise argparse.ArgumentTypeError(f"{value} is not a source tree with crucible/ in it")
-    return path.resolve()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m perf profile",
-        description="Capture memray and py-spy profiles of each coordinator (in processes "
-        "of their own, never inside a timed benchmark), run the memory and leak gate, and "
-        "optionally differential profiles against a base tree.",
-    )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--run-dir",
-        type=Path,
-        metavar="DIR",
-        help="write into this run folder (created if missing)",
-    )
-    where.add_argument(
-        "--output",
-        type=Path,
-        default=Path("benchmark_results"),
-        metavar="DIR",
-        help="create <DIR>/<UTC time>-<commit>-profile/ and point <DIR>/latest at it "
-        "(default: benchmark_results)",
-    )
-    parser.add_argument(
-        "--coordinators",
-        type=csv_list,
-        default=list(DEFAULT_COORDINATORS),
-        metavar="SPEC[,SPEC]",
-        help="data, core, reference or module:factory (default: data,core)",
-    )
-    parser.add_argument(
-        "--scenarios",
-        type=csv_list,
-        default=list(DEFAULT_SCENARIOS),
-        metavar="NAME[,NAME]",
-        help="light, medium, heavy, stress (default: medium,heavy)",
-    )
-    parser.add_argument(
-        "--tree", type=_tree, metavar="PATH", help="source tree to profile (default: this one)"
-    )
-    parser.add_argument(
-        "--base-tree",
-        type=_tree,
-        metavar="PATH",
-        help="also profile this base tree's memory and compare (memory and leak gate)",
-    )
-    parser.add_argument(
-        "--differential",
-        action="store_true",
-        help="with --base-tree: differential CPU and allocation profiles per coordinator "
-        "and scenario",
-    )
-    parser.add_argument(
-        "--head-coordinator",
-        metavar="SPEC",
-        help="profile this coordinator spec on the head side instead (for trials)",
-    )
-    parser.add_argument(
-        "--rate", type=positive_int, default=100, metavar="HZ", help="py-spy rate (default 100)"
-    )
-    parser.add_argument(
-        "--cpu-seconds",
-        type=_non_negative,
-        default=CaptureOptions().cpu_seconds,
-        metavar="S",
-        help="run the scenario again and again for at least S seconds under py-spy "
-        "(default %(default)g)",
-    )
-    parser.add_argument("--no-native", action="store_true", help="py-spy without --native")
-    defaults = CaptureOptions()
-    parser.add_argument(
-        "--settle-batches",
-        type=positive_int,
-        default=defaults.settle_batches,
-        metavar="N",
-        help="settle cycles of the leak gate (default %(default)s)",
-    )
-    parser.add_argument(
-        "--settle-events",
-        type=positive_int,
-        default=defaults.settle_batch_events,
-        metavar="N",
-        help="events per settle cycle (default %(default)s)",
-    )
-    parser.add_argument(
-        "--settle-warmup",
-        type=int,
-        default=defaults.settle_warmup,
-        metavar="N",
-        help="first cycles left out of the growth slope (default %(default)s)",
-    )
-    parser.add_argument(
-        "--threshold-pct",
-        type=_non_negative,
-        default=DEFAULT_MEMORY_THRESHOLD_PCT,
-        metavar="PCT",
-        help=f"memory regression threshold (default {DEFAULT_MEMORY_THRESHOLD_PCT:g} %%)",
-    )
-    parser.add_argument(
-        "--leak-allowance",
-        type=_non_negative,
-        default=DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT,
-        metavar="BYTES",
-        help="leak allowance in bytes per event "
-        f"(default {DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT:g})",
-    )
-    return parser
-
-
-def _new_run_dir(output: Path) -> Path:
-    from perf.measure.meta import git_state
-
-    return new_run_dir(
-        output, run_dir_name(dt.datetime.now(dt.UTC), git_state(ROOT).short) + "-profile"
-    )
-
-
-def _print_notes(notes: Iterable[str]) -> None:
-    for note in notes:
-        print(f"perf profile: {note}", file=sys.stderr)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from crucible._workload import SCENARIOS
-
-    unknown = [s for s in args.scenarios if s not in SCENARIOS]
-    if unknown:
-        print(
-            f"perf profile: unknown scenario(s) {', '.join(unknown)}; accepted: "
-            f"{', '.join(SCENARIOS)}",
-            file=sys.stderr,
-        )
-        return int(ExitCode.UNDECIDED)
-    if args.head_coordinator and len(args.coordinators) != 1:
-        print("perf profile: --head-coordinator needs exactly one --coordinators", file=sys.stderr)
-        return int(ExitCode.UNDECIDED)
-    if args.differential and args.base_tree is None:
-        print("perf profile: --differential needs --base-tree", file=sys.stderr)
-        return int(ExitCode.UNDECIDED)
-    t0 = time.monotonic()
-    try:
-        if args.run_dir is not None:
-            run_dir = args.run_dir
-            run_dir.mkdir(parents=True, exist_ok=True)
-            new = False
-        else:
-            run_dir = _new_run_dir(args.output)
-            new = True
-    except OSError as exc:
-        print(f"perf profile: cannot create the run folder: {exc}", file=sys.stderr)
-        return int(ExitCode.UNDECIDED)
-    if not 0 <= args.settle_warmup <= args.settle_batches - 3:
-        print(
-            "perf profile: --settle-warmup must leave at least 3 of --settle-batches for the "
-            "growth slope",
-            file=sys.stderr,
-        )
-        return int(ExitCode.UNDECIDED)
-    options = CaptureOptions(
-        native=not args.no_native,
-        pyspy_rate_hz=args.rate,
-        cpu_seconds=args.cpu_seconds,
-        settle_batches=args.settle_batches,
-        settle_batch_events=args.settle_events,
-        settle_warmup=args.settle_warmup,
-    )
-    print(f"perf profile: writing into {run_dir}", file=sys.stderr)
-    head_coordinators = [args.head_coordinator] if args.head_coordinator else args.coordinators
-    head = profile_run(run_dir, head_coordinators, args.scenarios, args.tree, options=options)
-    base: ProfileResult | None = None
-    if args.base_tree is not None:
-        base = profile_run(
-            run_dir,
-            args.coordinators,
-            args.scenarios,
-            args.base_tree,
-            options=replace(options, pyspy=False, flamegraphs=False),
-            side="base",
-        )
-        if args.head_coordinator:  # compare the trial coordinator with the base's
-            head = replace(
-                head,
-                captures=tuple(replace(c, coordinator=args.coordinators[0]) for c in head.captures),
-            )
-    gate = gate_memory(
-        head,
-        base,
-        threshold_pct=args.threshold_pct,
-        allowance_bytes_per_event=args.leak_allowance,
-    )
-    write_json(run_dir / PROFILES_DIR / "memory_gate.json", to_jsonable(gate))
-    diffs: list[DiffResult] = []
-    if args.differential and args.base_tree is not None:
-        for coordinator in args.coordinators:
-            for scenario in args.scenarios:
-                diffs.append(
-                    differential(
-                        run_dir,
-                        scenario,
-                        coordinator,
-                        args.base_tree,
-                        args.tree or ROOT,
-                        options=options,
-                        head_coordinator=args.head_coordinator,
-                    )
-                )
-    if new:
-        update_latest(args.output, run_dir)
-    print(format_gate(gate), file=sys.stderr)
-    for diff in diffs:
-        print(format_diff(diff), file=sys.stderr)
-    captured = len(head.artifacts) - 1  # the manifest is always written
-    print(
-        f"perf profile: {captured} files captured into {run_dir / PROFILES_DIR} in "
-        f"{format_duration(time.monotonic() - t0)} ({len(head.notes)} could not be)",
-        file=sys.stderr,
-    )
-    if captured <= 0:
-        return int(ExitCode.UNDECIDED)
-    return int(ExitCode.REGRESSION if gate.verdict is Verdict.FAIL else ExitCode.PASS)
+    return subjects
