@@ -718,13 +718,15 @@ def _profiles(
 ) -> list[Any]:
     """Profiles after the timed rounds: a differential for each regression (PR mode,
     always), and with --profile every capture plus the memory and leak gate."""
-    from perf.profiling.gate_profiles import differentials, memory_and_leaks
+    from perf.profile import memory_and_leaks
+    from perf.profiling.gate_profiles import differentials
 
     sections = []
     if base_tree is not None and any(c.verdict is Verdict.FAIL for c in comparisons):
         _progress("[gate] profiling base and head of each regressed benchmark")
         meta = {item["bench"]: item["meta"] for item in plan}
-        sections.append(differentials(run_dir, comparisons, meta, base_tree, config.root, deadline))
+        regressed = [c.benchmark for c in comparisons if c.verdict is Verdict.FAIL]
+        sections.append(differentials(run_dir, regressed, meta, base_tree, config.root, deadline))
     if config.profile:
         _progress("[gate] capturing memray and py-spy profiles")
         sections.append(memory_and_leaks(run_dir, config.coordinators, config.root, base_tree))

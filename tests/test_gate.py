@@ -130,15 +130,6 @@ def test_zero_or_missing_samples_are_errors() -> None:
         _sample_map(RoundSamples(), "head", gated_keys(PLAN[:1]))
 
 
-def test_differential_scenario_of_a_case() -> None:
-    from perf.profiling.gate_profiles import _scenario_of
-
-    assert _scenario_of({"crucible_scenario": "heavy"}) == "heavy"
-    assert _scenario_of({"crucible_scenario": "light"}) == "medium"
-    assert _scenario_of({"crucible_scenario": "payload16k_events1000"}) == "medium"
-    assert _scenario_of({}) == "medium"
-
-
 def test_repeats_merge_to_the_median_and_keep_missing_figures_missing() -> None:
     from perf.gate import merge_repeats
 
@@ -398,71 +389,6 @@ def test_extra_rounds_stop_at_the_time_budget(
     )
     assert len(calls) == 12
     assert {c.n_head for c in final} == {12}
-
-
-def test_differential_profiles_stop_at_the_deadline(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import perf.profile
-    from perf.decide.verdict import Comparison, Verdict
-    from perf.profile import Capture, DiffResult
-    from perf.profiling.gate_profiles import differentials
-
-    profiled: list[tuple[str, str]] = []
-
-    def fake(
-        run_dir: Path, scenario: str, coordinator: str, *args: object, **kwargs: object
-    ) -> DiffResult:
-        profiled.append((coordinator, scenario))
-        return DiffResult(
-            run_dir=run_dir,
-            scenario=scenario,
-            coordinator=coordinator,
-            cpu=None,
-            alloc=None,
-            base=Capture(
-                coordinator=coordinator, scenario=scenario, label="b", folder="b", tree="b"
-            ),
-            head=Capture(
-                coordinator=coordinator, scenario=scenario, label="h", folder="h", tree="h"
-            ),
-            artifacts=(),
-            notes=(),
-            duration_s=0.0,
-        )
-
-    monkeypatch.setattr(perf.profile, "differential", fake)
-
-    def failed(bench: str) -> Comparison:
-        return Comparison(
-            benchmark=bench,
-            metric="time",
-            ratio=1.1,
-            ci_low=1.05,
-            ci_high=1.15,
-            p_value=0.001,
-            p_adjusted=0.01,
-            threshold_pct=2.0,
-            noise_pct=1.0,
-            min_detectable_pct=2.0,
-            n_base=12,
-            n_head=12,
-            verdict=Verdict.FAIL,
-        )
-
-    comparisons = [failed("s.medium.core"), failed("s.heavy.data")]
-    meta = {
-        "s.medium.core": {"crucible_coordinator_spec": "core", "crucible_scenario": "medium"},
-        "s.heavy.data": {"crucible_coordinator_spec": "data", "crucible_scenario": "heavy"},
-    }
-    section = differentials(tmp_path, comparisons, meta, tmp_path, tmp_path, None)
-    assert profiled == [("core", "medium"), ("data", "heavy")]
-    profiled.clear()
-    late = differentials(tmp_path, comparisons, meta, tmp_path, tmp_path, time.monotonic())
-    assert profiled == []
-    assert any("core on medium, data on heavy" in note for note in late.notes)
-    assert "time limit" in (tmp_path / "differential.md").read_text()
-    assert not any("time limit" in note for note in section.notes)
 
 
 def test_a_round_alternates_sides_per_repeat_and_asks_head_only_cases_of_head(

@@ -19,7 +19,7 @@ from perf.decide.leakgate import (
     memory_gate,
 )
 from perf.decide.verdict import Verdict
-from perf.profile import CaptureOptions, profile_run
+from perf.profiling.capture import CaptureOptions, capture_profiles
 from perf.profiling.profiles import Frame, MemoryStats, SettleSeries, StackGrowth, load_settle
 from tests.profile_fixtures import LEAK_BYTES_PER_EVENT
 
@@ -201,8 +201,8 @@ def test_real_leaking_coordinator_fails_and_identical_code_passes(tmp_path: Path
         memray=False, pyspy=False, settle_batches=5, settle_batch_events=120, settle_warmup=2
     )
     coordinators = ["core", "tests.profile_fixtures:LeakyCore"]
-    first = profile_run(tmp_path, coordinators, ["light"], options=options, stream=sys.stderr)
-    again = profile_run(
+    first = capture_profiles(tmp_path, coordinators, ["light"], options=options, stream=sys.stderr)
+    again = capture_profiles(
         tmp_path, ["core"], ["light"], options=options, side="again", stream=sys.stderr
     )
     assert first.notes == () and again.notes == ()

@@ -1,4 +1,4 @@
-"""perf.profile: real captures, the notes for profilers that cannot run, the command line.
+"""perf.profile: the command line as a user runs it, and the manifest a profile run lists.
 
 Where a profiler is missing or cannot attach here, the tests assert the "could not
 capture" note instead of skipping.
@@ -8,66 +8,19 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from perf.profile import (
-    ROOT,
-    CaptureOptions,
-    _run,
-    differential,
-    find_pyspy,
-    profile_run,
-)
+from perf.paths import REPO_ROOT
+from perf.profile import CaptureOptions, profile_run
+from perf.profiling.capture import find_pyspy
 from perf.profiling.profiles import load_memray_stats, load_speedscope, speedscope_problems
 from perf.rundir import Artifact
-
-NO_PROFILERS = CaptureOptions(memray=False, pyspy=False, settle=False)
-
-
-def fake_tool(tmp_path: Path, name: str, body: str) -> str:
-    path = tmp_path / name
-    path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body))
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
-
-
-def listed_files_exist(run_dir: Path, artifacts: tuple[Artifact, ...]) -> None:
-    for artifact in artifacts:
-        assert (run_dir / artifact.path).is_file(), artifact
-        assert (run_dir / artifact.path).stat().st_size > 0, artifact
-
-
-def test_pyspy_without_ptrace_gives_the_grant_note(tmp_path: Path) -> None:
-    pyspy = fake_tool(
-        tmp_path,
-        "py-spy",
-        """
-        import sys
-        print("Error: Failed to open process: Permission Denied (os error 13)", file=sys.stderr)
-        sys.exit(1)
-        """,
-    )
-    options = CaptureOptions(memray=False, settle=False, pyspy_path=pyspy)
-    result = profile_run(
-        tmp_path / "run", ["data"], ["light"], options=options, stream=io.StringIO()
-    )
-    (capture,) = result.captures
-    assert capture.speedscope is None and capture.svg is None
-    assert not [a for a in result.artifacts if a.kind in ("speedscope", "svg")]
-    assert len(result.notes) == 2  # speedscope and svg, each said once
-    for note in result.notes:
-        assert "data/light: could not capture" in note
-        assert "--cap-add SYS_PTRACE" in note
-    folder = tmp_path / "run" / capture.folder
-    assert not list(folder.glob("pyspy*"))  # nothing left that looks captured
+from tests.capture_fixtures import fake_tool, listed_files_exist
 
 
 def test_invalid_speedscope_is_not_listed(tmp_path: Path) -> None:
@@ -93,64 +46,6 @@ def test_invalid_speedscope_is_not_listed(tmp_path: Path) -> None:
     assert [a.kind for a in result.artifacts] == ["json"]  # the manifest only
 
 
-def test_memray_missing_gives_the_install_note(tmp_path: Path) -> None:
-    python = fake_tool(
-        tmp_path,
-        "python",
-        """
-        import sys
-        print("ModuleNotFoundError: No module named 'memray'", file=sys.stderr)
-        sys.exit(1)
-        """,
-    )
-    options = CaptureOptions(pyspy=False, settle=False, python=python)
-    result = profile_run(
-        tmp_path / "run", ["core"], ["light"], options=options, stream=io.StringIO()
-    )
-    (note,) = result.notes
-    assert "core/light: could not capture memray profiles" in note
-    assert "pip install -e '.[profile]'" in note
-    assert result.captures[0].memray_stats is None
-
-
-def test_a_hanging_step_is_killed(tmp_path: Path) -> None:
-    with open(tmp_path / "log", "w") as log:
-        step = _run(
-            [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path, os.environ, 0.5, log
-        )
-    assert not step.ok and step.returncode is None
-    assert "timed out" in step.output
-
-
-def test_options_are_checked() -> None:
-    with pytest.raises(ValueError):
-        CaptureOptions(settle_batches=4, settle_warmup=2)
-    with pytest.raises(ValueError):
-        CaptureOptions(pyspy_rate_hz=0)
-
-
-def test_differential_same_tree_links_both_sides(tmp_path: Path) -> None:
-    options = CaptureOptions(native=False, diff_seconds=0.3, flamegraphs=False)
-    result = differential(
-        tmp_path, "light", "core", ROOT, ROOT, options=options, stream=io.StringIO(), top=5
-    )
-    listed_files_exist(tmp_path, result.artifacts)
-    assert (tmp_path / "profiles/diff/core-light/diff.json").is_file()
-    if result.cpu is None:
-        assert any("py-spy" in n for n in result.notes)
-    else:
-        assert 0 < len(result.cpu.rows) <= 5
-        row = result.cpu.rows[0]
-        assert row.base_link.startswith("profiles/diff/core-light/base/pyspy.svg?s=")
-        assert row.head_link.startswith("profiles/diff/core-light/head/pyspy.svg?s=")
-    if result.alloc is None:
-        assert any("memray" in n for n in result.notes)
-    else:
-        # without flame graphs (to keep this test short) rows link the stats files
-        assert result.alloc.base_flamegraph.endswith("base/memray-stats.json")
-        assert result.alloc.rows
-
-
 def test_cli_profiles_into_a_new_run_folder(tmp_path: Path) -> None:
     """``python -m perf profile`` as a user runs it, small: one coordinator, light."""
     output = tmp_path / "results"
@@ -160,7 +55,7 @@ def test_cli_profiles_into_a_new_run_folder(tmp_path: Path) -> None:
             "--coordinators", "data", "--scenarios", "light", "--cpu-seconds", "0.3",
             "--settle-batches", "5", "--settle-events", "100",
         ],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,7 +1,7 @@
 """perf.profiling.profiles: parsing py-spy speedscope, memray stats and settle-cycle files.
 
 Known-answer data for the arithmetic; real captures (memray of a tiny script, py-spy of a
-short process through perf.profile) for the formats as the tools write them.
+short process through perf.profiling.capture) for the formats as the tools write them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from perf.profile import CaptureOptions, profile_run
+from perf.profiling.capture import CaptureOptions, capture_profiles
 from perf.profiling.profiles import (
     SETTLE_KIND,
     SPEEDSCOPE_SCHEMA,
@@ -153,10 +153,10 @@ def test_normalize_file() -> None:
 
 
 def test_real_py_spy_capture_parses(tmp_path: Path) -> None:
-    """A short real process under py-spy (through perf.profile); where py-spy cannot
+    """A short real process under py-spy (through perf.profiling.capture); where py-spy cannot
     attach, the capture must say so instead."""
     options = CaptureOptions(memray=False, settle=False, native=False, cpu_seconds=0.5)
-    result = profile_run(tmp_path, ["data"], ["light"], options=options, stream=sys.stderr)
+    result = capture_profiles(tmp_path, ["data"], ["light"], options=options, stream=sys.stderr)
     (capture,) = result.captures
     if capture.speedscope is None:
         assert any("could not capture" in n and "py-spy" in n for n in result.notes)
@@ -228,7 +228,7 @@ def test_real_memray_capture_parses(tmp_path: Path) -> None:
     )
     if not MEMRAY:  # the capture code says so; no silent skip
         options = CaptureOptions(pyspy=False, settle=False)
-        result = profile_run(tmp_path / "run", ["data"], ["light"], options=options)
+        result = capture_profiles(tmp_path / "run", ["data"], ["light"], options=options)
         assert any("memray" in n and "profile extra" in n for n in result.notes)
         return
     capture = tmp_path / "alloc.bin"

@@ -1,7 +1,7 @@
 """Differential profiles: which functions' shares changed from base to head. Pure.
 
 For a regressed benchmark the gate profiles base and head on that scenario
-(``perf.profile.differential``) and puts two tables in the report: CPU (each function's
+(``perf.profiling.differential``) and puts two tables in the report: CPU (each function's
 share of py-spy's samples taken inside the scenario runs, self time: the function was the
 innermost Python frame) and
 allocated bytes (each function's share of memray's allocated bytes, summed over its

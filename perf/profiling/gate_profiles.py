@@ -1,7 +1,10 @@
-"""Profiles in a gate run: memray / py-spy captures, the memory and leak gate, and a
-differential profile for each regressed benchmark (PR mode).
+"""Profiles in a gate run: a differential profile for each regressed benchmark (PR mode),
+and the coordinators and scenarios that ``--profile`` captures for the memory and leak gate
+(which ``perf.profile.memory_and_leaks`` runs: deciding is a stage above this one).
 
-Profilers run in processes of their own after the timed rounds, never inside them.
+Profilers run in processes of their own after the timed rounds, never inside them. Inputs
+are plain data: the names of the regressed benchmarks and their case metadata, the run
+folder, the trees.
 """
 
 from __future__ import annotations
@@ -12,10 +15,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from perf.decide.verdict import Comparison, Verdict
+from perf.profiling.differential import DiffResult, differential
 from perf.rundir import Artifact
 
-__all__ = ["MAX_DIFFERENTIALS", "ProfileSection", "differentials", "memory_and_leaks"]
+__all__ = [
+    "MAX_DIFFERENTIALS",
+    "PROFILED",
+    "SCENARIOS",
+    "ProfileSection",
+    "differentials",
+    "profiled_coordinators",
+    "regressed_pairs",
+]
 
 # Coordinators and scenarios profiled by --profile (issue: data and core, medium and heavy).
 PROFILED = ("data", "core")
@@ -33,40 +44,9 @@ class ProfileSection:
     failures: tuple[str, ...]  # memory / leak gate failures, each with its top stacks
 
 
-def memory_and_leaks(
-    run_dir: Path,
-    coordinators: Sequence[str],
-    head_tree: Path,
-    base_tree: Path | None,
-) -> ProfileSection:
-    """Capture every profile of head (and base, when there is one) and run the memory and
-    leak gate on them: base against head, or head alone (held-after-stop checks)."""
-    from perf.decide.leakgate import LeakCheck
-    from perf.profile import gate_memory, profile_run
-
-    chosen = [c for c in PROFILED if c in coordinators]
-    if not chosen:
-        return ProfileSection((), ("no profiled coordinator (data, core) in this run",), ())
-    head = profile_run(run_dir, chosen, SCENARIOS, head_tree, side="head", stream=sys.stderr)
-    base = None
-    if base_tree is not None:
-        base = profile_run(run_dir, chosen, SCENARIOS, base_tree, side="base", stream=sys.stderr)
-    gate = gate_memory(head, base)
-    failures = []
-    for check in gate.failures:
-        lines = [f"memory gate: {check.subject}: {check.reason}"]
-        if isinstance(check, LeakCheck):
-            lines += [f"  {g.site} (+{g.size_diff_bytes} B)" for g in check.stacks[:5]]
-        else:
-            lines += [f"  {c.site} (+{c.change_bytes} B)" for c in check.sites[:5]]
-        failures.append("\n".join(lines))
-    notes = list(head.notes) + (list(base.notes) if base else [])
-    notes.append(
-        f"memory and leak gate: {gate.verdict.value} "
-        f"({len(gate.checks)} memory checks, {len(gate.leaks)} leak checks)"
-    )
-    artifacts = head.artifacts + (base.artifacts if base else ())
-    return ProfileSection(tuple(artifacts), tuple(notes), tuple(failures))
+def profiled_coordinators(coordinators: Sequence[str]) -> list[str]:
+    """The run's coordinators that ``--profile`` captures (data and core, in that order)."""
+    return [c for c in PROFILED if c in coordinators]
 
 
 def _scenario_of(meta: Mapping[str, object]) -> str:
@@ -79,29 +59,34 @@ def _scenario_of(meta: Mapping[str, object]) -> str:
     return name if name in NAMED and name != "light" else "medium"
 
 
+def regressed_pairs(
+    regressed: Sequence[str], case_meta: Mapping[str, Mapping[str, object]]
+) -> list[tuple[str, str]]:
+    """The distinct (coordinator spec, scenario) pairs of the regressed benchmarks, in
+    their order."""
+    pairs: list[tuple[str, str]] = []
+    for benchmark in regressed:
+        meta = case_meta.get(benchmark, {})
+        pair = (str(meta.get("crucible_coordinator_spec", "core")), _scenario_of(meta))
+        if pair not in pairs:
+            pairs.append(pair)
+    return pairs
+
+
 def differentials(
     run_dir: Path,
-    comparisons: Sequence[Comparison],
+    regressed: Sequence[str],
     case_meta: Mapping[str, Mapping[str, object]],
     base_tree: Path,
     head_tree: Path,
     deadline: float | None = None,
 ) -> ProfileSection:
-    """For each failed comparison (up to MAX_DIFFERENTIALS distinct coordinator and
-    scenario pairs), profile base and head and write the functions whose share of CPU
+    """For each regressed benchmark (by name; up to MAX_DIFFERENTIALS distinct coordinator
+    and scenario pairs), profile base and head and write the functions whose share of CPU
     samples and of allocated bytes grew most (then fell most) to ``differential.md``. A
     pair whose profile would end after ``deadline`` (``time.monotonic()``; estimated from
     the last one) is left out, and the notes say so."""
-    from perf.profile import differential
-
-    pairs: list[tuple[str, str]] = []
-    for c in comparisons:
-        if c.verdict is not Verdict.FAIL:
-            continue
-        meta = case_meta.get(c.benchmark, {})
-        pair = (str(meta.get("crucible_coordinator_spec", "core")), _scenario_of(meta))
-        if pair not in pairs:
-            pairs.append(pair)
+    pairs = regressed_pairs(regressed, case_meta)
     if not pairs:
         return ProfileSection((), (), ())
     lines = ["# Differential profiles", ""]
@@ -119,32 +104,9 @@ def differentials(
         )
         estimate = time.monotonic() - started
         artifacts += result.artifacts
-        notes += result.notes
-        lines += [f"## {coordinator} on {scenario}", ""]
-        for table in (result.cpu, result.alloc):
-            if table is None:
-                continue
-            what = "CPU samples" if table.kind == "cpu" else "allocated bytes"
-            lines += [
-                f"Share of {what} (flame graphs: [base]({table.base_flamegraph}), "
-                f"[head]({table.head_flamegraph}))",
-                "",
-                "| function | base share | head share | change | base | head |",
-                "|---|---:|---:|---:|---|---|",
-            ]
-            for row in table.rows:
-                lines.append(
-                    f"| `{row.function}` | {row.base_share * 100:.2f} % | "
-                    f"{row.head_share * 100:.2f} % | {row.change_pp:+.2f} pp | "
-                    f"[base]({row.base_link}) | [head]({row.head_link}) |"
-                )
-            lines.append("")
-            if table.rows:
-                top = table.rows[0]
-                notes.append(
-                    f"differential ({coordinator}, {scenario}, {what}): `{top.function}` "
-                    f"moved most, {top.base_share * 100:.1f} % -> {top.head_share * 100:.1f} %"
-                )
+        section, moved = _section(result, coordinator, scenario)
+        lines += section
+        notes += [*result.notes, *moved]
     if skipped:
         notes.append(
             f"not profiled, for the run's time limit: {', '.join(skipped)} "
@@ -156,3 +118,35 @@ def differentials(
     (run_dir / "differential.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     artifacts.append(Artifact(label="differential profiles", path="differential.md", kind="report"))
     return ProfileSection(tuple(artifacts), tuple(notes), ())
+
+
+def _section(result: DiffResult, coordinator: str, scenario: str) -> tuple[list[str], list[str]]:
+    """One pair's part of ``differential.md``, and a note naming the function that moved
+    most in each table."""
+    lines = [f"## {coordinator} on {scenario}", ""]
+    notes: list[str] = []
+    for table in (result.cpu, result.alloc):
+        if table is None:
+            continue
+        what = "CPU samples" if table.kind == "cpu" else "allocated bytes"
+        lines += [
+            f"Share of {what} (flame graphs: [base]({table.base_flamegraph}), "
+            f"[head]({table.head_flamegraph}))",
+            "",
+            "| function | base share | head share | change | base | head |",
+            "|---|---:|---:|---:|---|---|",
+        ]
+        for row in table.rows:
+            lines.append(
+                f"| `{row.function}` | {row.base_share * 100:.2f} % | "
+                f"{row.head_share * 100:.2f} % | {row.change_pp:+.2f} pp | "
+                f"[base]({row.base_link}) | [head]({row.head_link}) |"
+            )
+        lines.append("")
+        if table.rows:
+            top = table.rows[0]
+            notes.append(
+                f"differential ({coordinator}, {scenario}, {what}): `{top.function}` "
+                f"moved most, {top.base_share * 100:.1f} % -> {top.head_share * 100:.1f} %"
+            )
+    return lines, notes

@@ -1,6 +1,6 @@
 """Profiles as plain data: py-spy speedscope JSON, memray ``stats --json``, settle cycles.
 
-Parsing only: nothing here runs a profiler (that is ``perf.profile``) or decides anything
+Parsing only: nothing here runs a profiler (that is ``perf.profiling.capture``) or decides anything
 (``perf.decide.leakgate``, ``perf.profiling.diffprof``). Every parser takes the decoded JSON
 and returns frozen records; ``load_*`` read a file first. A file that is not what it claims raises
 :class:`ProfileFormatError` naming the file; nothing is skipped silently.

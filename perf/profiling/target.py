@@ -1,7 +1,8 @@
-"""The processes ``perf.profile`` runs under memray and py-spy.
+"""The processes ``perf.profiling.capture`` runs under memray and py-spy.
 
 This file is run by path, never imported as part of ``perf``: the profiled tree (a base
-commit's worktree, say) may be older than this file, so ``perf.profile`` starts it as
+commit's worktree, say) may be older than this file, so ``perf.profiling.runner``
+starts it as
 
     python -c "import runpy; runpy.run_path('<this file>', run_name='__main__')" COMMAND ...
 
