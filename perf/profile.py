@@ -58,7 +58,7 @@ from perf.profiling.gate_profiles import ProfileSection, profiled_coordinators
 from perf.profiling.manifest import PROFILE_SCHEMA_VERSION, add_manifest, to_jsonable
 from perf.profiling.profiles import ProfileFormatError
 from perf.progress import format_duration
-from perf.rundir import new_run_dir, run_dir_name, update_latest
+from perf.rundir import latest_blocked, new_run_dir, run_dir_name, update_latest
 
 # Capture, DiffResult, PROFILE_SCHEMA_VERSION and differential live in perf.profiling and
 # are re-exported here for the callers of this module's former API.
@@ -486,6 +486,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     write_json(run_dir / PROFILES_DIR / "memory_gate.json", _gate_json(gate))
     diffs = _differentials(run_dir, args, options)
-    if new:
-        update_latest(args.output, run_dir)
+    if new and update_latest(args.output, run_dir) == "blocked":
+        print(f"profile: warning: {latest_blocked(args.output)}", file=sys.stderr)
     return _summary(run_dir, head, gate, diffs, t0)
