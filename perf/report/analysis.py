@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -54,7 +53,7 @@ from typing import Any
 
 from perf.decide.policy import DEFAULT_ALPHA, DEFAULT_CONFIDENCE, Direction
 from perf.decide.stats import DEGENERATE_P_FLOOR, holm, ratio_ci_unpaired, unpaired_test
-from perf.report.charts import format_value
+from perf.report.format import format_change_pct, format_value, median
 
 __all__ = [
     "BASE",
@@ -856,10 +855,6 @@ class Analysis:
 # --------------------------------------------------------------------------------------------
 
 
-def _median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
-
-
 def _improvement(ratio: float, direction: Direction) -> float:
     return (ratio - 1.0) * 100.0 if direction is _HI else (1.0 - ratio) * 100.0
 
@@ -880,10 +875,6 @@ def kpi_samples(result: CaseResult, kpi: KpiDef) -> tuple[tuple[float, ...], str
         return tuple(result.events / t for t in times), "" if times else "no time values"
     values = result.measured(kpi.metric)
     return values, "" if values else f"{result.name}: no {kpi.metric} values"
-
-
-def _fmt_pct(value: float) -> str:
-    return f"{value:+.1f} %"
 
 
 def compare_kpi(
@@ -913,7 +904,7 @@ def compare_kpi(
             why[coordinator] = reason
     if not samples:
         return None
-    figures = tuple(Figure(coordinator=c, median=_median(v), n=len(v)) for c, v in samples.items())
+    figures = tuple(Figure(coordinator=c, median=median(v), n=len(v)) for c, v in samples.items())
     common: dict[str, Any] = {
         "suite": any_result.suite,
         "case": any_result.case,
@@ -931,7 +922,7 @@ def compare_kpi(
         return KpiComparison(verdict=KpiVerdict.MISSING, note=f"missing: {detail}", **common)
     base_values, cand_values = samples[base], samples[candidate]
     if not all(v > 0 for v in (*base_values, *cand_values)):
-        base_med, cand_med = _median(base_values), _median(cand_values)
+        base_med, cand_med = median(base_values), median(cand_values)
         improvement = (
             _improvement(cand_med / base_med, kpi.direction)
             if base_med > 0 and cand_med > 0
@@ -1039,9 +1030,10 @@ def _describe(c: KpiComparison) -> str:
     )
     parts = [f"{c.subject}: {medians}"]
     if c.improvement_pct is not None:
-        parts.append(f"-> {c.candidate} {_fmt_pct(c.improvement_pct)}")
+        parts.append(f"-> {c.candidate} {format_change_pct(c.improvement_pct, 1)}")
     if c.ci_low_pct is not None and c.ci_high_pct is not None:
-        parts.append(f"(CI {_fmt_pct(c.ci_low_pct)} to {_fmt_pct(c.ci_high_pct)})")
+        low, high = format_change_pct(c.ci_low_pct, 1), format_change_pct(c.ci_high_pct, 1)
+        parts.append(f"(CI {low} to {high})")
     if c.p_adjusted is not None:
         parts.append(f"p_adj {c.p_adjusted:.3g}")
     return " ".join(parts)
@@ -1097,14 +1089,14 @@ def leak_figure(result: CaseResult) -> LeakFigure | None:
     lows = result.measured("leak_slope_ci_low")
     highs = result.measured("leak_slope_ci_high")
     rss = result.measured("rss_slope")
-    low = _median(lows) if lows else None
+    low = median(lows) if lows else None
     return LeakFigure(
         case=result.case,
         coordinator=result.coordinator,
-        slope_bytes_per_1k=_median(slopes),
+        slope_bytes_per_1k=median(slopes),
         ci_low=low,
-        ci_high=_median(highs) if highs else None,
-        rss_slope_bytes_per_1k=_median(rss) if rss else None,
+        ci_high=median(highs) if highs else None,
+        rss_slope_bytes_per_1k=median(rss) if rss else None,
         suspected=low is not None and low > 0,
         n=len(slopes),
     )
@@ -1135,9 +1127,9 @@ def bottleneck(result: CaseResult) -> Bottleneck | None:
         coordinator=result.coordinator,
         binding=binding,
         evidence=result.labels.get("binding_evidence", ""),
-        max_sustainable=_median(maxima) if maxima else None,
-        knee=_median(knees) if knees else None,
-        limit_reached=bool(limits) and _median(limits) > 0,
+        max_sustainable=median(maxima) if maxima else None,
+        knee=median(knees) if knees else None,
+        limit_reached=bool(limits) and median(limits) > 0,
         unit=_AXIS_UNIT.get(axis, "count"),
     )
 
@@ -1216,7 +1208,7 @@ def _ratings(run: RunData, coordinators: Sequence[str]) -> list[Rating]:
                 )
                 continue
             values, why = kpi_samples(result, kpi)
-            value = _median(values) if values else None
+            value = median(values) if values else None
             out.append(
                 Rating(
                     kpi=kpi_name,
@@ -1453,8 +1445,8 @@ def _recommendations(
                     text=f"{candidate} realises {f.factor:.2f} of the measured headroom on "
                     f"{f.case} {f.label.lower()}: the reference dispatcher shows what the same "
                     "handlers sustain with less coordination overhead",
-                    trigger=f"actual {_fmt_pct(f.actual_pct or 0.0)} against expected "
-                    f"{_fmt_pct(f.expected_pct or 0.0)} (reference over {base})",
+                    trigger=f"actual {format_change_pct(f.actual_pct or 0.0, 1)} against expected "
+                    f"{format_change_pct(f.expected_pct or 0.0, 1)} (reference over {base})",
                 )
             )
     for row in error_rows:
@@ -1569,9 +1561,9 @@ def analyze(
                         suite=suite,
                         case=case,
                         coordinator=result.coordinator,
-                        p50_s=_median(p50),
-                        p95_s=_median(p95),
-                        p99_s=_median(p99),
+                        p50_s=median(p50),
+                        p95_s=median(p95),
+                        p99_s=median(p99),
                         n=min(len(p50), len(p95), len(p99)),
                     )
                 )
@@ -1598,7 +1590,7 @@ def analyze(
         if c.scalability_factor is not None:
             note = (
                 f"expected = reference's improvement over {base} "
-                f"({_fmt_pct(c.headroom_pct or 0.0)})"
+                f"({format_change_pct(c.headroom_pct or 0.0, 1)})"
             )
         elif c.verdict is KpiVerdict.MISSING:
             note = c.note
@@ -1607,12 +1599,13 @@ def analyze(
         elif c.headroom_p_value is None:
             note = (
                 f"not defined: too few samples to test the {floor}'s headroom over {base} "
-                f"({_fmt_pct(c.headroom_pct)})"
+                f"({format_change_pct(c.headroom_pct, 1)})"
             )
         else:
             note = (
                 f"not defined: the {floor}'s headroom over {base} "
-                f"({_fmt_pct(c.headroom_pct)}, CI from {_fmt_pct(c.headroom_ci_low_pct or 0.0)}, "
+                f"({format_change_pct(c.headroom_pct, 1)}, "
+                f"CI from {format_change_pct(c.headroom_ci_low_pct or 0.0, 1)}, "
                 f"p {c.headroom_p_value:.3g}) is not significantly above zero"
             )
         factors.append(

@@ -2,7 +2,7 @@
 
 Every chart is a standalone ``<svg>`` element (no scripts, no external references) whose
 text is XML-escaped here, so it can be embedded in an autoescaped page as trusted markup.
-``format_value`` is shared with the reports so that a figure reads the same everywhere.
+Figures are formatted by :mod:`perf.report.format`, as in the reports' text.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
+from perf.report.format import format_value
+
 __all__ = [
     "LatencyRow",
     "RatioRow",
     "Series",
     "color_for",
-    "format_value",
     "latency_chart",
     "line_chart",
     "nice_ticks",
@@ -35,45 +36,6 @@ def color_for(name: str, index: int = 0) -> str:
     """The colour of a coordinator (fixed for data, core and reference) or of series
     ``index`` otherwise."""
     return _PALETTE.get(name, _CYCLE[index % len(_CYCLE)])
-
-
-def _sig(value: float, digits: int = 3) -> str:
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    magnitude = math.floor(math.log10(abs(value)))
-    decimals = max(digits - 1 - magnitude, 0)
-    return f"{value:,.{decimals}f}"
-
-
-def format_value(value: float | None, unit: str) -> str:
-    """A figure with its unit, for people: ``unit`` is "s" (seconds), "bytes", "eps"
-    (events per second), "pct", "count", "ratio" or anything else (plain number).
-    None reads "n/a"."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    size = abs(value)
-    if unit == "s":
-        if size == 0:
-            return "0 s"
-        if size < 1e-3:
-            return f"{_sig(value * 1e6)} µs"
-        if size < 1:
-            return f"{_sig(value * 1e3)} ms"
-        return f"{_sig(value)} s"
-    if unit == "bytes":
-        for factor, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-            if size >= factor:
-                return f"{_sig(value / factor)} {name}"
-        return f"{value:,.0f} B"
-    if unit == "eps":
-        return f"{value:,.0f} events/s" if size >= 100 else f"{_sig(value)} events/s"
-    if unit == "pct":
-        return f"{value:.2f} %" if size < 10 else f"{value:.1f} %"
-    if unit == "count":
-        return f"{value:,.0f}" if float(value).is_integer() or size >= 100 else _sig(value)
-    if unit == "ratio":
-        return f"{value:.4f}"
-    return _sig(value, 4)
 
 
 def _compact(value: float) -> str:

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import math
 import os
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
@@ -39,10 +38,20 @@ from perf.report.charts import (
     LatencyRow,
     RatioRow,
     Series,
-    format_value,
     latency_chart,
     line_chart,
     ratio_chart,
+)
+from perf.report.format import (
+    format_change_pct,
+    format_duration,
+    format_factor,
+    format_loadavg,
+    format_pct,
+    format_pvalue,
+    format_ratio,
+    format_value,
+    median,
 )
 from perf.rundir import Artifact
 
@@ -315,19 +324,15 @@ def _sorted_rows(rows: Iterable[ComparisonRow]) -> tuple[ComparisonRow, ...]:
     )
 
 
-def _median(values: Sequence[float]) -> float | None:
-    return float(statistics.median(values)) if values else None
-
-
 def _noise(rows: Sequence[ComparisonRow], outcome: GateOutcome) -> NoiseSummary:
     noisiest = max(rows, key=lambda r: r.noise_pct, default=None)
     machine = outcome.machine
     return NoiseSummary(
         comparisons=len(rows),
-        median_noise_pct=_median([r.noise_pct for r in rows]),
+        median_noise_pct=median([r.noise_pct for r in rows]) if rows else None,
         max_noise_pct=noisiest.noise_pct if noisiest else None,
         max_noise_subject=f"{noisiest.benchmark} ({noisiest.metric})" if noisiest else "",
-        median_min_detectable_pct=_median([r.min_detectable_pct for r in rows]),
+        median_min_detectable_pct=(median([r.min_detectable_pct for r in rows]) if rows else None),
         max_min_detectable_pct=max((r.min_detectable_pct for r in rows), default=None),
         undetectable=sum(not r.detectable for r in rows),
         load_avg_before=machine.load_avg_before if machine else None,
@@ -401,12 +406,6 @@ def _headline(status: str, outcome: GateOutcome, counts: Mapping[str, int]) -> s
     return f"Performance gate: PASS, {counts['pass']} comparisons within their thresholds"
 
 
-def _pct(value: float | None, signed: bool = True) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:+.2f} %" if signed else f"{value:.2f} %"
-
-
 def _executive_summary(
     report_rows: Sequence[ComparisonRow],
     regressions: Sequence[ComparisonRow],
@@ -429,20 +428,23 @@ def _executive_summary(
     if regressions:
         worst = regressions[0]
         lines.append(
-            f"Largest regression: {worst.benchmark} ({worst.metric}) {_pct(worst.worse_pct)} worse "
-            f"(CI {_pct(worst.change_low_pct)} to {_pct(worst.change_high_pct)} change), "
+            f"Largest regression: {worst.benchmark} ({worst.metric}) "
+            f"{format_change_pct(worst.worse_pct)} worse "
+            f"(CI {format_change_pct(worst.change_low_pct)} to "
+            f"{format_change_pct(worst.change_high_pct)} change), "
             f"threshold {worst.threshold_pct:g} %."
         )
     if improvements:
         best = min(improvements, key=lambda r: r.worse_pct)
         lines.append(
-            f"Largest improvement: {best.benchmark} ({best.metric}) {_pct(-best.worse_pct)} better."
+            f"Largest improvement: {best.benchmark} ({best.metric}) "
+            f"{format_change_pct(-best.worse_pct)} better."
         )
     if noise.comparisons:
         lines.append(
-            f"This run's noise floor: median {_pct(noise.median_noise_pct, False)}, max "
-            f"{_pct(noise.max_noise_pct, False)} ({noise.max_noise_subject}); smallest "
-            f"detectable change median {_pct(noise.median_min_detectable_pct, False)}; "
+            f"This run's noise floor: median {format_pct(noise.median_noise_pct)}, max "
+            f"{format_pct(noise.max_noise_pct)} ({noise.max_noise_subject}); smallest "
+            f"detectable change median {format_pct(noise.median_min_detectable_pct)}; "
             f"{noise.undetectable} of {noise.comparisons} comparisons could not have detected "
             "a change of their threshold's size."
         )
@@ -463,15 +465,17 @@ def _key_findings(
     view: AnalysisView | None,
 ) -> list[str]:
     out = [
-        f"Regression: {r.benchmark} ({r.metric}) {_pct(r.worse_pct)} worse, beyond its "
+        f"Regression: {r.benchmark} ({r.metric}) {format_change_pct(r.worse_pct)} worse, "
+        "beyond its "
         f"{r.threshold_pct:g} % threshold (p_adj {r.p_adjusted:.3g})."
         for r in regressions[:5]
     ]
     out += [
         # The p-value tests for a regression; an improvement is shown by its interval.
-        f"Improvement: {r.benchmark} ({r.metric}) {_pct(-r.worse_pct)} better (change "
-        f"{_pct(r.change_low_pct)} to {_pct(r.change_high_pct)}, clear of the "
-        f"{_pct(r.noise_pct, False)} noise floor)."
+        f"Improvement: {r.benchmark} ({r.metric}) {format_change_pct(-r.worse_pct)} better "
+        f"(change {format_change_pct(r.change_low_pct)} to "
+        f"{format_change_pct(r.change_high_pct)}, clear of the "
+        f"{format_pct(r.noise_pct)} noise floor)."
         for r in sorted(improvements, key=lambda r: r.worse_pct)[:3]
     ]
     if view is not None:
@@ -479,7 +483,8 @@ def _key_findings(
         for c in view.significant[:5]:
             out.append(
                 f"{a.candidate} vs {a.base}, {c.suite}.{c.case} {c.label.lower()}: "
-                f"{_pct(c.improvement_pct)} (CI {_pct(c.ci_low_pct)} to {_pct(c.ci_high_pct)}), "
+                f"{format_change_pct(c.improvement_pct)} "
+                f"(CI {format_change_pct(c.ci_low_pct)} to {format_change_pct(c.ci_high_pct)}), "
                 f"{c.verdict.value}."
             )
         for b in a.bottlenecks:
@@ -781,57 +786,6 @@ def build_charts(report: ReportData, *, ratio_rows: int = RATIO_CHART_ROWS) -> t
 # --------------------------------------------------------------------------------------------
 
 
-def _f_fmt(value: float | None, unit: str) -> str:
-    return format_value(value, unit)
-
-
-def _f_pct(value: float | None, digits: int = 2) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.{digits}f} %"
-
-
-def _f_spct(value: float | None, digits: int = 2) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:+.{digits}f} %"
-
-
-def _f_ratio(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.4f}"
-
-
-def _f_pval(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if value < 1e-4:
-        return "< 0.0001"
-    return f"{value:.4f}" if value < 0.1 else f"{value:.3f}"
-
-
-def _f_duration(seconds: float) -> str:
-    total = round(seconds)
-    minutes, secs = divmod(total, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
-
-
-def _f_load(values: Sequence[float] | None) -> str:
-    if values is None:
-        return "n/a"
-    return " / ".join(f"{v:.2f}" for v in values)
-
-
-def _f_factor(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.2f}"
-
-
 _MD_SPECIAL = str.maketrans(
     {
         "\\": "\\\\",
@@ -879,14 +833,14 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        fmt=_f_fmt,
-        pct=_f_pct,
-        spct=_f_spct,
-        ratio=_f_ratio,
-        pval=_f_pval,
-        duration=_f_duration,
-        loadavg=_f_load,
-        factor=_f_factor,
+        fmt=format_value,
+        pct=format_pct,
+        spct=format_change_pct,
+        ratio=format_ratio,
+        pval=format_pvalue,
+        duration=format_duration,
+        loadavg=format_loadavg,
+        factor=format_factor,
         md=_f_md,
         mdcode=_f_mdcode,
     )
