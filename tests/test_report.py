@@ -33,7 +33,7 @@ from perf.report.render import (
     write_reports,
 )
 from perf.rundir import Artifact
-from tests.test_analysis import full_run
+from tests.run_fixtures import full_run
 
 EVIL = "evil.<script>alert(1)</script>.core"
 

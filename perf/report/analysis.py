@@ -3,8 +3,8 @@
 DataCoordinator (``data``, the current approach) against CrucibleCore (``core``, the
 candidate), with the ``reference`` dispatcher as the floor, per KPI and per case, from the
 result files ``python -m perf run`` writes: one pyperf JSON per suite and the JSON summary
-beside it (``{suite}.crucible.json``). :func:`load_run` is the only function here that
-reads files; everything else is pure and works on the :class:`RunData` it returns.
+beside it (``{suite}.crucible.json``). :func:`perf.measure.results.load_run` reads them;
+everything here is pure and works on the :class:`~perf.measure.results.RunData` it returns.
 
 Conventions, the same for every KPI:
 
@@ -43,27 +43,33 @@ missing, with what is missing, and no number.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from perf.decide.policy import DEFAULT_ALPHA, DEFAULT_CONFIDENCE, Direction
 from perf.decide.stats import DEGENERATE_P_FLOOR, holm, ratio_ci_unpaired, unpaired_test
+from perf.measure.results import (
+    BASE,
+    CANDIDATE,
+    FLOOR,
+    SUITES,
+    CaseResult,
+    Missing,
+    RunData,
+    SweepPointData,
+    float_or_none,
+    load_run,
+)
 from perf.report.format import format_change_pct, format_value, median
 
 __all__ = [
-    "BASE",
-    "CANDIDATE",
-    "FLOOR",
     "KPIS",
-    "SUITES",
     "Analysis",
     "Bottleneck",
-    "CaseResult",
     "ErrorRate",
     "ErrorRateRow",
     "Figure",
@@ -74,33 +80,18 @@ __all__ = [
     "LatencyProfile",
     "LeakFigure",
     "MemoryEfficiency",
-    "Missing",
     "Rating",
     "Recommendation",
     "RssSeries",
-    "RunData",
     "ScalabilityFactor",
     "SweepCurve",
-    "SweepPointData",
     "TargetItem",
     "TargetStatus",
     "analyze",
     "analyze_run_dir",
-    "load_run",
     "rate",
 ]
 
-BASE = "data"
-CANDIDATE = "core"
-FLOOR = "reference"
-SUITES: tuple[str, ...] = (
-    "daemon_performance",
-    "load_testing",
-    "memory_profiling",
-    "scalability_testing",
-)
-SUMMARY_KIND = "crucible-perf-summary"
-SUMMARY_SCHEMA_VERSIONS = frozenset({1})  # perf.measure.sidecar.SUMMARY_SCHEMA_VERSION
 RATING_CASE = ("daemon_performance", "medium")
 MIB = 2**20
 
@@ -144,448 +135,6 @@ KPIS: tuple[KpiDef, ...] = (
 _KPI = {k.name: k for k in KPIS}
 # The sweep capacity KPIs the scalability factor is computed for, by sweep axis.
 _CAPACITY_KPI = {"rate": "throughput_max", "services": "services_max", "payload": "payload_max"}
-
-
-# --------------------------------------------------------------------------------------------
-# Loaded data
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SweepPointData:
-    """One judged step of a scalability sweep (``perf.measure.scalability.SweepPoint.as_dict``)."""
-
-    value: float
-    offered_eps: float
-    achieved_eps: float
-    latency_p99_s: float | None
-    error_rate_pct: float
-    cpu_pct: float
-    passed: bool
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseResult:
-    """Everything one run measured for one case on one coordinator.
-
-    ``values`` maps a metric to its per-sample values (None where a sample has no value:
-    a metric that was not > 0 in pyperf, or not measured in that sample); "time" comes
-    from the pyperf file, the others from the summary when it exists. ``loops`` is the
-    number of workloads per sample (summary), ``labels`` the last sample's labels (the
-    sweep's binding resource), ``sweep_points`` and ``rss_series`` the last sample's
-    curve and RSS series."""
-
-    suite: str
-    case: str
-    coordinator: str
-    kind: str
-    description: str = ""
-    events: int | None = None
-    faults: bool = False
-    sweep_axis: str | None = None
-    params: Mapping[str, str | int | float] = field(default_factory=dict)
-    values: Mapping[str, tuple[float | None, ...]] = field(default_factory=dict)
-    loops: tuple[int, ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
-    sweep_points: tuple[SweepPointData, ...] = ()
-    rss_series: tuple[tuple[float, float], ...] = ()
-
-    @property
-    def name(self) -> str:
-        return f"{self.suite}.{self.case}.{self.coordinator}"
-
-    def measured(self, metric: str) -> tuple[float, ...]:
-        """The sample values of ``metric`` that exist, in sample order."""
-        return tuple(v for v in self.values.get(metric, ()) if v is not None)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Missing:
-    """Something the analysis needed and the run did not have: ``what`` names it (a suite,
-    a coordinator, a file, a case), ``detail`` says what is missing and why it matters."""
-
-    what: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunData:
-    """A run folder's results, as :func:`load_run` read them."""
-
-    source: str
-    cases: tuple[CaseResult, ...]
-    suites: tuple[str, ...]  # suites with results
-    coordinators: tuple[str, ...]  # coordinators with results, in first-seen order
-    missing: tuple[Missing, ...] = ()
-    set_name: str | None = None
-    commit: str | None = None
-
-    def case(self, suite: str, case: str, coordinator: str) -> CaseResult | None:
-        for result in self.cases:
-            if (result.suite, result.case, result.coordinator) == (suite, case, coordinator):
-                return result
-        return None
-
-
-# --------------------------------------------------------------------------------------------
-# Loading (the one function that reads files)
-# --------------------------------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _summary_entry(summary_file: Path) -> tuple[str, tuple[str, str]]:
-    """suite -> (pyperf file name, summary file name) as one summary file names them."""
-    try:
-        doc = _read_json(summary_file)
-    except (OSError, ValueError):
-        doc = None
-    suite = doc.get("suite") if isinstance(doc, dict) else None
-    stem = summary_file.name.removesuffix(".crucible.json")
-    found = doc.get("pyperf_file") if isinstance(doc, dict) else None
-    return str(suite or stem), (str(found or f"{stem}.json"), summary_file.name)
-
-
-def _suite_files(
-    run_dir: Path,
-    manifest: Mapping[str, Any] | None,
-    summaries: Sequence[str | Path] | None,
-    missing: list[Missing],
-) -> dict[str, tuple[str, str]]:
-    """suite -> (pyperf file name, summary file name): the given summaries, else the
-    manifest's files, else every ``*.crucible.json`` (two naming one suite is ambiguous,
-    and that suite is reported, not guessed), else ``{suite}.json``."""
-    files: dict[str, tuple[str, str]] = {}
-    if summaries is not None:
-        for name in summaries:
-            suite, entry = _summary_entry(run_dir / name)
-            files[suite] = entry
-        return files
-    if manifest is not None and isinstance(manifest.get("files"), dict):
-        for suite, names in manifest["files"].items():
-            if isinstance(names, dict) and isinstance(names.get("pyperf"), str):
-                summary = names.get("summary")
-                pyperf_name = str(names["pyperf"])
-                stem = pyperf_name.removesuffix(".json")
-                files[str(suite)] = (
-                    pyperf_name,
-                    str(summary) if isinstance(summary, str) else f"{stem}.crucible.json",
-                )
-        return files
-    ambiguous: dict[str, list[str]] = {}
-    for summary_file in sorted(run_dir.glob("*.crucible.json")):
-        suite, entry = _summary_entry(summary_file)
-        if suite in files:
-            ambiguous.setdefault(suite, [files[suite][1]]).append(entry[1])
-        files[suite] = entry
-    for suite, names in ambiguous.items():
-        del files[suite]
-        missing.append(
-            Missing(
-                what=suite,
-                detail=f"several summaries hold this suite ({', '.join(names)}); name the "
-                "one to analyse (load_run(..., summaries=[...]))",
-            )
-        )
-    for suite in SUITES:
-        if suite not in files and suite not in ambiguous and (run_dir / f"{suite}.json").is_file():
-            files[suite] = (f"{suite}.json", f"{suite}.crucible.json")
-    return files
-
-
-def _split_name(name: str) -> tuple[str, str, str, str] | None:
-    parts = name.split(".")
-    if len(parts) != 4:
-        return None
-    return parts[0], parts[1], parts[2], parts[3]
-
-
-def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _point(raw: Mapping[str, Any]) -> SweepPointData | None:
-    value = _float_or_none(raw.get("value"))
-    offered = _float_or_none(raw.get("offered_eps"))
-    achieved = _float_or_none(raw.get("achieved_eps"))
-    if value is None or offered is None or achieved is None:
-        return None
-    return SweepPointData(
-        value=value,
-        offered_eps=offered,
-        achieved_eps=achieved,
-        latency_p99_s=_float_or_none(raw.get("latency_p99_s")),
-        error_rate_pct=_float_or_none(raw.get("error_rate_pct")) or 0.0,
-        cpu_pct=_float_or_none(raw.get("cpu_pct")) or 0.0,
-        passed=bool(raw.get("passed")),
-        reason=str(raw.get("reason") or ""),
-    )
-
-
-def _has_faults(params: Mapping[str, Any]) -> bool:
-    keys = ("crucible_failure_rate", "crucible_crashed_services", "crucible_slow_services")
-    return any((_float_or_none(params.get(k)) or 0.0) > 0 for k in keys)
-
-
-def _pyperf_cases(
-    suite: str, path: Path, missing: list[Missing]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """(case, coordinator) -> fields read from a pyperf file."""
-    import pyperf  # imported here: only the loader needs it
-
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    try:
-        loaded = pyperf.BenchmarkSuite.load(str(path))
-    except Exception as exc:  # any unreadable file is reported, whatever pyperf raised
-        missing.append(
-            Missing(what=path.name, detail=f"{suite} results unreadable ({exc}); rerun the suite")
-        )
-        return out
-    for bench in loaded.get_benchmarks():
-        parsed = _split_name(bench.get_name())
-        if parsed is None or parsed[0] != suite:
-            continue
-        _, case, coordinator, metric = parsed
-        meta = bench.get_metadata()
-        entry = out.setdefault((case, coordinator), {"values": {}, "meta": dict(meta)})
-        entry["values"][metric] = tuple(float(v) for v in bench.get_values())
-        if metric == "time":
-            entry["meta"] = dict(meta)
-    return out
-
-
-def load_run(
-    run_dir: str | Path,
-    *,
-    summaries: Sequence[str | Path] | None = None,
-    pyperf_files: Sequence[str | Path] | None = None,
-) -> RunData:
-    """Read a run folder: each suite's pyperf file and JSON summary (``summaries``, the
-    summary files to read, relative to ``run_dir``; else those ``manifest.json`` names;
-    else the ``*.crucible.json`` summaries; else ``{suite}.json``). With ``pyperf_files``
-    only those pyperf files are read (benchmarks of any suite, by name), with no summary:
-    the metrics stored only in summaries are then reported missing.
-
-    Missing or unreadable files, summaries of an unknown schema and suites or coordinators
-    without results become :class:`Missing` entries naming the file, never an invented
-    figure and never a silent skip. Time values come from the pyperf file (pyperf's own
-    measurement); every other metric from the summary, which keeps every sample, zeros
-    and metadata metrics included, or from the pyperf file when there is no summary.
-    """
-    root = Path(run_dir)
-    missing: list[Missing] = []
-    manifest: Mapping[str, Any] | None = None
-    manifest_path = root / "manifest.json"
-    if manifest_path.is_file():
-        try:
-            loaded_manifest = _read_json(manifest_path)
-            manifest = loaded_manifest if isinstance(loaded_manifest, dict) else None
-        except (OSError, ValueError) as exc:
-            missing.append(Missing(what="manifest.json", detail=f"unreadable ({exc})"))
-    cases: list[CaseResult] = []
-    found_suites: list[str] = []
-    if pyperf_files is not None:
-        cases = _pyperf_only(root, pyperf_files, missing)
-        found_suites = [s for s in SUITES if any(c.suite == s for c in cases)]
-    files = {} if pyperf_files is not None else _suite_files(root, manifest, summaries, missing)
-    planned = manifest.get("suites") if manifest is not None else None
-    reported = {m.what for m in missing}
-    for suite in SUITES:
-        if suite in reported or suite in found_suites:
-            continue
-        if suite not in files:
-            if planned is None or suite in planned:
-                missing.append(
-                    Missing(what=suite, detail=f"no result files for this suite in {root}")
-                )
-            else:
-                missing.append(Missing(what=suite, detail="not run (not in the run's suites)"))
-            continue
-        pyperf_name, summary_name = files[suite]
-        pyperf_path, summary_file = root / pyperf_name, root / summary_name
-        from_pyperf: dict[tuple[str, str], dict[str, Any]] = {}
-        if pyperf_path.is_file():
-            from_pyperf = _pyperf_cases(suite, pyperf_path, missing)
-        else:
-            missing.append(
-                Missing(what=pyperf_name, detail=f"{suite}: pyperf result file not found")
-            )
-        summary: dict[str, Any] | None = None
-        if summary_file.is_file():
-            try:
-                doc = _read_json(summary_file)
-            except (OSError, ValueError) as exc:
-                doc = None
-                missing.append(Missing(what=summary_name, detail=f"unreadable ({exc})"))
-            if isinstance(doc, dict):
-                version = doc.get("schema_version")
-                if version not in SUMMARY_SCHEMA_VERSIONS or doc.get("kind") != SUMMARY_KIND:
-                    missing.append(
-                        Missing(
-                            what=summary_name,
-                            detail=f"summary schema_version {version!r} / kind "
-                            f"{doc.get('kind')!r} is not one this report reads "
-                            f"({sorted(SUMMARY_SCHEMA_VERSIONS)}); update the gate",
-                        )
-                    )
-                else:
-                    summary = doc
-        elif from_pyperf:
-            missing.append(
-                Missing(
-                    what=summary_name,
-                    detail=f"{suite}: summary not found; error rates, sweep curves, RSS series "
-                    "and leak figures of this suite are unavailable",
-                )
-            )
-        suite_cases = _merge_case(suite, from_pyperf, summary)
-        if suite_cases:
-            found_suites.append(suite)
-        cases.extend(suite_cases)
-    coordinators = list(dict.fromkeys(c.coordinator for c in cases))
-    for name in (BASE, CANDIDATE, FLOOR):
-        if cases and name not in coordinators:
-            missing.append(
-                Missing(what=f"coordinator {name}", detail="no results for it in any suite")
-            )
-    return RunData(
-        source=str(root),
-        cases=tuple(cases),
-        suites=tuple(found_suites),
-        coordinators=tuple(coordinators),
-        missing=tuple(missing),
-        set_name=str(manifest["set"]) if manifest and manifest.get("set") else None,
-        commit=str(manifest["commit"]) if manifest and manifest.get("commit") else None,
-    )
-
-
-def _pyperf_only(
-    root: Path, pyperf_files: Sequence[str | Path], missing: list[Missing]
-) -> list[CaseResult]:
-    cases: list[CaseResult] = []
-    for suite in SUITES:
-        merged: dict[tuple[str, str], dict[str, Any]] = {}
-        for name in pyperf_files:
-            path = root / name
-            if not path.is_file():
-                continue
-            for key, got in _pyperf_cases(suite, path, []).items():
-                entry = merged.setdefault(key, {"values": {}, "meta": {}})
-                entry["values"].update(got["values"])
-                entry["meta"] = {**got["meta"], **entry["meta"]}
-        cases.extend(_merge_case(suite, merged, None))
-    for name in pyperf_files:
-        path = root / name
-        if not path.is_file():
-            missing.append(Missing(what=str(name), detail="pyperf result file not found"))
-        else:
-            _check_loads(path, missing)
-    if cases:
-        missing.append(
-            Missing(
-                what="summaries",
-                detail="only pyperf files were read: error rates, sweep curves and labels, RSS "
-                "series and leak figures are not in them",
-            )
-        )
-    return cases
-
-
-def _check_loads(path: Path, missing: list[Missing]) -> None:
-    import pyperf
-
-    try:
-        pyperf.BenchmarkSuite.load(str(path))
-    except Exception as exc:  # any unreadable file is reported, whatever pyperf raised
-        missing.append(Missing(what=path.name, detail=f"unreadable ({exc})"))
-
-
-def _merge_case(
-    suite: str,
-    from_pyperf: Mapping[tuple[str, str], Mapping[str, Any]],
-    summary: Mapping[str, Any] | None,
-) -> list[CaseResult]:
-    entries: dict[tuple[str, str], dict[str, Any]] = {}
-    for key, got in from_pyperf.items():
-        meta = got["meta"]
-        entries[key] = {
-            "params": dict(meta),
-            "description": "",
-            "values": {m: tuple(v) for m, v in got["values"].items()},
-            "samples": [],
-        }
-    benchmarks = summary.get("benchmarks", {}) if summary is not None else {}
-    for entry in benchmarks.values() if isinstance(benchmarks, dict) else ():
-        if not isinstance(entry, dict) or entry.get("suite") != suite:
-            continue
-        key = (str(entry.get("case")), str(entry.get("coordinator")))
-        target = entries.setdefault(key, {"params": {}, "description": "", "values": {}})
-        params = entry.get("params")
-        if isinstance(params, dict):
-            target["params"] = {**target["params"], **params}
-        target["description"] = str(entry.get("description") or "")
-        raw_samples = [s for s in entry.get("samples", ()) if isinstance(s, dict)]
-        target["samples"] = raw_samples
-        sample_values = [
-            s["values"] if isinstance(s.get("values"), dict) else {} for s in raw_samples
-        ]
-        names = dict.fromkeys(name for values in sample_values for name in values)
-        merged = {
-            name: tuple(_float_or_none(values.get(name)) for values in sample_values)
-            for name in names
-        }
-        pyperf_time = target["values"].get("time")
-        if pyperf_time is not None or from_pyperf:
-            # pyperf's own time measurement is the one the gate and pyperf tools read.
-            merged.pop("time", None)
-            if pyperf_time is not None:
-                merged["time"] = pyperf_time
-        target["values"] = merged
-    out: list[CaseResult] = []
-    for (case, coordinator), got in entries.items():
-        case_params: dict[str, Any] = dict(got["params"])
-        samples: list[dict[str, Any]] = list(got.get("samples", []))
-        last: dict[str, Any] = samples[-1] if samples else {}
-        raw_labels = last.get("labels")
-        labels: dict[str, Any] = raw_labels if isinstance(raw_labels, dict) else {}
-        points = [_point(p) for p in last.get("points", ()) if isinstance(p, dict)]
-        series = [
-            (float(p[0]), float(p[1]))
-            for p in last.get("rss_series", ())
-            if isinstance(p, list | tuple) and len(p) == 2
-        ]
-        events = case_params.get("crucible_events")
-        axis = case_params.get("crucible_sweep_axis")
-        out.append(
-            CaseResult(
-                suite=suite,
-                case=case,
-                coordinator=coordinator,
-                kind=str(case_params.get("crucible_kind") or "workload"),
-                description=str(got.get("description") or ""),
-                events=int(events) if isinstance(events, int | float) and events > 0 else None,
-                faults=_has_faults(case_params),
-                sweep_axis=str(axis) if isinstance(axis, str) else None,
-                params={
-                    str(k): v
-                    for k, v in case_params.items()
-                    if isinstance(v, str | int | float) and not isinstance(v, bool)
-                },
-                values=got["values"],
-                loops=tuple(int(s.get("loops") or 1) for s in samples),
-                labels={str(k): str(v) for k, v in labels.items()},
-                sweep_points=tuple(p for p in points if p is not None),
-                rss_series=tuple(series),
-            )
-        )
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1575,7 +1124,7 @@ def analyze(
                         axis=result.sweep_axis,
                         coordinator=result.coordinator,
                         points=result.sweep_points,
-                        p99_bound_s=_float_or_none(result.params.get("crucible_sweep_p99_bound_s")),
+                        p99_bound_s=float_or_none(result.params.get("crucible_sweep_p99_bound_s")),
                     )
                 )
             if result.rss_series:
