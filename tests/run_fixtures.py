@@ -12,6 +12,9 @@ from typing import Any
 
 import pyperf
 
+from perf.report.analysis import Analysis
+from perf.report.kpis import KpiComparison
+
 # Metrics the suites store as run metadata, not as pyperf benchmarks (perf/workload/metrics.py).
 _METADATA_METRICS = frozenset(
     {
@@ -277,3 +280,11 @@ def full_run(tmp_path: Path) -> Path:
             "scalability_testing": scal,
         },
     )
+
+
+def kpi(analysis: Analysis, suite: str, case: str, name: str) -> KpiComparison:
+    """The comparison of KPI ``name`` on ``suite.case``; a test fails without it."""
+    for c in analysis.kpis:
+        if (c.suite, c.case, c.kpi) == (suite, case, name):
+            return c
+    raise AssertionError(f"no KPI {name} for {suite}.{case}")

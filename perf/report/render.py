@@ -33,7 +33,7 @@ from perf.decide.verdict import Comparison, Verdict
 from perf.errors import OutputError
 from perf.files import dumps
 from perf.paths import TEMPLATES
-from perf.report.analysis import Analysis, KpiComparison, KpiVerdict, TargetStatus
+from perf.report.analysis import Analysis
 from perf.report.charts import (
     LatencyRow,
     RatioRow,
@@ -42,6 +42,7 @@ from perf.report.charts import (
     line_chart,
     ratio_chart,
 )
+from perf.report.findings import TargetStatus
 from perf.report.format import (
     format_change_pct,
     format_duration,
@@ -53,6 +54,7 @@ from perf.report.format import (
     format_value,
     median,
 )
+from perf.report.kpis import KpiComparison, KpiVerdict
 from perf.rundir import Artifact
 
 __all__ = [
