@@ -17,21 +17,18 @@ from perf.decide.verdict import Comparison, Verdict
 from perf.errors import OutputError
 from perf.measure.machine import MachineLoad
 from perf.report.analysis import Analysis, analyze_run_dir
+from perf.report.charts_view import build_charts
+from perf.report.github import github_annotations, github_summary
 from perf.report.render import (
     PR_COMMENT_LIMIT,
-    REPORT_FILES,
-    build_charts,
-    build_report,
-    comparison_row,
     environment,
-    github_annotations,
-    github_summary,
     render_html,
     render_markdown,
     render_pr_comment,
     report_json,
     write_reports,
 )
+from perf.report.view import REPORT_FILES, build_report, comparison_row
 from perf.rundir import Artifact
 from tests.run_fixtures import full_run
 
@@ -449,7 +446,7 @@ def test_annotations_are_capped_per_level(tmp_path: Path) -> None:
 
 
 def test_rounds_text_tells_full_rounds_from_extra_ones() -> None:
-    from perf.report.render import rounds_text
+    from perf.report.view import rounds_text
 
     assert rounds_text(12, None, 50) == "12 rounds (up to 50 per comparison)"
     assert rounds_text(12, 12, 50) == "12 rounds (up to 50 per comparison)"
