@@ -987,7 +987,7 @@ def _github(outcome: GateOutcome, report_paths: Sequence[Path]) -> None:
     if summary_file and comment.exists():
         with open(summary_file, "a", encoding="utf-8") as fh:
             fh.write(comment.read_text(encoding="utf-8") + "\n")
-    from perf.report.render import github_annotations
+    from perf.report.github import github_annotations
 
     for line in github_annotations(outcome):
         print(line)

@@ -3,8 +3,8 @@
 DataCoordinator (``data``, the current approach) against CrucibleCore (``core``, the
 candidate), with the ``reference`` dispatcher as the floor, per KPI and per case, from the
 result files ``python -m perf run`` writes: one pyperf JSON per suite and the JSON summary
-beside it (``{suite}.crucible.json``). :func:`load_run` is the only function here that
-reads files; everything else is pure and works on the :class:`RunData` it returns.
+beside it (``{suite}.crucible.json``). :func:`perf.measure.results.load_run` reads them;
+everything here is pure and works on the :class:`~perf.measure.results.RunData` it returns.
 
 Conventions, the same for every KPI:
 
@@ -39,781 +39,56 @@ Conventions, the same for every KPI:
 
 Nothing is estimated or hard-coded: a figure that is not in the files is reported as
 missing, with what is missing, and no number.
+
+The steps live beside this module: :mod:`perf.report.kpis` (the comparisons and their
+correction), :mod:`perf.report.figures` (error rates, memory, leaks, sweeps, scalability
+factors), :mod:`perf.report.ratings` and :mod:`perf.report.findings` (strengths,
+weaknesses, recommendations, the target); :func:`analyze` runs them in order.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from perf.decide.policy import DEFAULT_ALPHA, DEFAULT_CONFIDENCE, Direction
-from perf.decide.stats import DEGENERATE_P_FLOOR, holm, ratio_ci_unpaired, unpaired_test
-from perf.report.charts import format_value
-
-__all__ = [
-    "BASE",
-    "CANDIDATE",
-    "FLOOR",
-    "KPIS",
-    "SUITES",
-    "Analysis",
-    "Bottleneck",
-    "CaseResult",
-    "ErrorRate",
-    "ErrorRateRow",
-    "Figure",
-    "Finding",
-    "KpiComparison",
-    "KpiDef",
-    "KpiVerdict",
-    "LatencyProfile",
-    "LeakFigure",
-    "MemoryEfficiency",
-    "Missing",
-    "Rating",
-    "Recommendation",
-    "RssSeries",
-    "RunData",
-    "ScalabilityFactor",
-    "SweepCurve",
-    "SweepPointData",
-    "TargetItem",
-    "TargetStatus",
-    "analyze",
-    "analyze_run_dir",
-    "load_run",
-    "rate",
-]
-
-BASE = "data"
-CANDIDATE = "core"
-FLOOR = "reference"
-SUITES: tuple[str, ...] = (
-    "daemon_performance",
-    "load_testing",
-    "memory_profiling",
-    "scalability_testing",
+from perf.decide.policy import DEFAULT_ALPHA, DEFAULT_CONFIDENCE
+from perf.measure.results import BASE, CANDIDATE, FLOOR, CaseResult, Missing, RunData, load_run
+from perf.report.figures import (
+    Bottleneck,
+    ErrorRateRow,
+    LatencyProfile,
+    LeakFigure,
+    MemoryEfficiency,
+    RssSeries,
+    ScalabilityFactor,
+    SweepCurve,
+    bottleneck,
+    error_rate_row,
+    latency_profile,
+    leak_figure,
+    memory_efficiency,
+    rss_series,
+    scalability_factors,
+    sweep_curve,
 )
-SUMMARY_KIND = "crucible-perf-summary"
-SUMMARY_SCHEMA_VERSIONS = frozenset({1})  # perf.measure.sidecar.SUMMARY_SCHEMA_VERSION
-RATING_CASE = ("daemon_performance", "medium")
-MIB = 2**20
-
-
-# --------------------------------------------------------------------------------------------
-# KPIs
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class KpiDef:
-    """One KPI: ``metric`` is the result files' metric it is measured from ("time" for the
-    derived throughput); ``unit`` is one of "eps", "s", "bytes", "pct", "count"."""
-
-    name: str
-    label: str
-    metric: str
-    unit: str
-    direction: Direction
-
-
-_HI, _LO = Direction.HIGHER_IS_BETTER, Direction.LOWER_IS_BETTER
-
-KPIS: tuple[KpiDef, ...] = (
-    KpiDef("throughput", "Throughput", "time", "eps", _HI),
-    KpiDef("latency_p50", "Latency p50", "latency_p50", "s", _LO),
-    KpiDef("latency_p95", "Latency p95", "latency_p95", "s", _LO),
-    KpiDef("latency_p99", "Latency p99", "latency_p99", "s", _LO),
-    KpiDef("rss_peak", "Peak RSS", "rss_peak", "bytes", _LO),
-    KpiDef("cpu", "CPU", "cpu_pct", "pct", _LO),
-    KpiDef("success_rate", "Success rate", "success_rate_pct", "pct", _HI),
-    KpiDef("allocated", "Traced peak allocation", "allocated", "bytes", _LO),
-    KpiDef("mem_efficiency", "Memory efficiency", "mem_efficiency_pct", "pct", _HI),
-    KpiDef("throughput_max", "Max sustainable throughput", "throughput_max_eps", "eps", _HI),
-    KpiDef("knee_rate", "Knee (offered rate)", "knee_eps", "eps", _HI),
-    KpiDef("services_max", "Max services sustained", "services_max", "count", _HI),
-    KpiDef("knee_services", "Knee (services)", "knee_services", "count", _HI),
-    KpiDef("payload_max", "Max payload sustained", "payload_max_bytes", "bytes", _HI),
-    KpiDef("knee_payload", "Knee (payload)", "knee_payload_bytes", "bytes", _HI),
+from perf.report.findings import (
+    Finding,
+    Recommendation,
+    TargetItem,
+    TargetStatus,
+    recommendations,
+    strengths,
+    target,
+    weaknesses,
 )
-_KPI = {k.name: k for k in KPIS}
-# The sweep capacity KPIs the scalability factor is computed for, by sweep axis.
-_CAPACITY_KPI = {"rate": "throughput_max", "services": "services_max", "payload": "payload_max"}
+from perf.report.kpis import KPIS, KpiComparison, compare_kpi, settle
+from perf.report.ratings import Rating, ratings
 
+__all__ = ["Analysis", "analyze", "analyze_run_dir"]
 
-# --------------------------------------------------------------------------------------------
-# Loaded data
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SweepPointData:
-    """One judged step of a scalability sweep (``perf.measure.scalability.SweepPoint.as_dict``)."""
-
-    value: float
-    offered_eps: float
-    achieved_eps: float
-    latency_p99_s: float | None
-    error_rate_pct: float
-    cpu_pct: float
-    passed: bool
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseResult:
-    """Everything one run measured for one case on one coordinator.
-
-    ``values`` maps a metric to its per-sample values (None where a sample has no value:
-    a metric that was not > 0 in pyperf, or not measured in that sample); "time" comes
-    from the pyperf file, the others from the summary when it exists. ``loops`` is the
-    number of workloads per sample (summary), ``labels`` the last sample's labels (the
-    sweep's binding resource), ``sweep_points`` and ``rss_series`` the last sample's
-    curve and RSS series."""
-
-    suite: str
-    case: str
-    coordinator: str
-    kind: str
-    description: str = ""
-    events: int | None = None
-    faults: bool = False
-    sweep_axis: str | None = None
-    params: Mapping[str, str | int | float] = field(default_factory=dict)
-    values: Mapping[str, tuple[float | None, ...]] = field(default_factory=dict)
-    loops: tuple[int, ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
-    sweep_points: tuple[SweepPointData, ...] = ()
-    rss_series: tuple[tuple[float, float], ...] = ()
-
-    @property
-    def name(self) -> str:
-        return f"{self.suite}.{self.case}.{self.coordinator}"
-
-    def measured(self, metric: str) -> tuple[float, ...]:
-        """The sample values of ``metric`` that exist, in sample order."""
-        return tuple(v for v in self.values.get(metric, ()) if v is not None)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Missing:
-    """Something the analysis needed and the run did not have: ``what`` names it (a suite,
-    a coordinator, a file, a case), ``detail`` says what is missing and why it matters."""
-
-    what: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunData:
-    """A run folder's results, as :func:`load_run` read them."""
-
-    source: str
-    cases: tuple[CaseResult, ...]
-    suites: tuple[str, ...]  # suites with results
-    coordinators: tuple[str, ...]  # coordinators with results, in first-seen order
-    missing: tuple[Missing, ...] = ()
-    set_name: str | None = None
-    commit: str | None = None
-
-    def case(self, suite: str, case: str, coordinator: str) -> CaseResult | None:
-        for result in self.cases:
-            if (result.suite, result.case, result.coordinator) == (suite, case, coordinator):
-                return result
-        return None
-
-
-# --------------------------------------------------------------------------------------------
-# Loading (the one function that reads files)
-# --------------------------------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _summary_entry(summary_file: Path) -> tuple[str, tuple[str, str]]:
-    """suite -> (pyperf file name, summary file name) as one summary file names them."""
-    try:
-        doc = _read_json(summary_file)
-    except (OSError, ValueError):
-        doc = None
-    suite = doc.get("suite") if isinstance(doc, dict) else None
-    stem = summary_file.name.removesuffix(".crucible.json")
-    found = doc.get("pyperf_file") if isinstance(doc, dict) else None
-    return str(suite or stem), (str(found or f"{stem}.json"), summary_file.name)
-
-
-def _suite_files(
-    run_dir: Path,
-    manifest: Mapping[str, Any] | None,
-    summaries: Sequence[str | Path] | None,
-    missing: list[Missing],
-) -> dict[str, tuple[str, str]]:
-    """suite -> (pyperf file name, summary file name): the given summaries, else the
-    manifest's files, else every ``*.crucible.json`` (two naming one suite is ambiguous,
-    and that suite is reported, not guessed), else ``{suite}.json``."""
-    files: dict[str, tuple[str, str]] = {}
-    if summaries is not None:
-        for name in summaries:
-            suite, entry = _summary_entry(run_dir / name)
-            files[suite] = entry
-        return files
-    if manifest is not None and isinstance(manifest.get("files"), dict):
-        for suite, names in manifest["files"].items():
-            if isinstance(names, dict) and isinstance(names.get("pyperf"), str):
-                summary = names.get("summary")
-                pyperf_name = str(names["pyperf"])
-                stem = pyperf_name.removesuffix(".json")
-                files[str(suite)] = (
-                    pyperf_name,
-                    str(summary) if isinstance(summary, str) else f"{stem}.crucible.json",
-                )
-        return files
-    ambiguous: dict[str, list[str]] = {}
-    for summary_file in sorted(run_dir.glob("*.crucible.json")):
-        suite, entry = _summary_entry(summary_file)
-        if suite in files:
-            ambiguous.setdefault(suite, [files[suite][1]]).append(entry[1])
-        files[suite] = entry
-    for suite, names in ambiguous.items():
-        del files[suite]
-        missing.append(
-            Missing(
-                what=suite,
-                detail=f"several summaries hold this suite ({', '.join(names)}); name the "
-                "one to analyse (load_run(..., summaries=[...]))",
-            )
-        )
-    for suite in SUITES:
-        if suite not in files and suite not in ambiguous and (run_dir / f"{suite}.json").is_file():
-            files[suite] = (f"{suite}.json", f"{suite}.crucible.json")
-    return files
-
-
-def _split_name(name: str) -> tuple[str, str, str, str] | None:
-    parts = name.split(".")
-    if len(parts) != 4:
-        return None
-    return parts[0], parts[1], parts[2], parts[3]
-
-
-def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _point(raw: Mapping[str, Any]) -> SweepPointData | None:
-    value = _float_or_none(raw.get("value"))
-    offered = _float_or_none(raw.get("offered_eps"))
-    achieved = _float_or_none(raw.get("achieved_eps"))
-    if value is None or offered is None or achieved is None:
-        return None
-    return SweepPointData(
-        value=value,
-        offered_eps=offered,
-        achieved_eps=achieved,
-        latency_p99_s=_float_or_none(raw.get("latency_p99_s")),
-        error_rate_pct=_float_or_none(raw.get("error_rate_pct")) or 0.0,
-        cpu_pct=_float_or_none(raw.get("cpu_pct")) or 0.0,
-        passed=bool(raw.get("passed")),
-        reason=str(raw.get("reason") or ""),
-    )
-
-
-def _has_faults(params: Mapping[str, Any]) -> bool:
-    keys = ("crucible_failure_rate", "crucible_crashed_services", "crucible_slow_services")
-    return any((_float_or_none(params.get(k)) or 0.0) > 0 for k in keys)
-
-
-def _pyperf_cases(
-    suite: str, path: Path, missing: list[Missing]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """(case, coordinator) -> fields read from a pyperf file."""
-    import pyperf  # imported here: only the loader needs it
-
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    try:
-        loaded = pyperf.BenchmarkSuite.load(str(path))
-    except Exception as exc:  # any unreadable file is reported, whatever pyperf raised
-        missing.append(
-            Missing(what=path.name, detail=f"{suite} results unreadable ({exc}); rerun the suite")
-        )
-        return out
-    for bench in loaded.get_benchmarks():
-        parsed = _split_name(bench.get_name())
-        if parsed is None or parsed[0] != suite:
-            continue
-        _, case, coordinator, metric = parsed
-        meta = bench.get_metadata()
-        entry = out.setdefault((case, coordinator), {"values": {}, "meta": dict(meta)})
-        entry["values"][metric] = tuple(float(v) for v in bench.get_values())
-        if metric == "time":
-            entry["meta"] = dict(meta)
-    return out
-
-
-def load_run(
-    run_dir: str | Path,
-    *,
-    summaries: Sequence[str | Path] | None = None,
-    pyperf_files: Sequence[str | Path] | None = None,
-) -> RunData:
-    """Read a run folder: each suite's pyperf file and JSON summary (``summaries``, the
-    summary files to read, relative to ``run_dir``; else those ``manifest.json`` names;
-    else the ``*.crucible.json`` summaries; else ``{suite}.json``). With ``pyperf_files``
-    only those pyperf files are read (benchmarks of any suite, by name), with no summary:
-    the metrics stored only in summaries are then reported missing.
-
-    Missing or unreadable files, summaries of an unknown schema and suites or coordinators
-    without results become :class:`Missing` entries naming the file, never an invented
-    figure and never a silent skip. Time values come from the pyperf file (pyperf's own
-    measurement); every other metric from the summary, which keeps every sample, zeros
-    and metadata metrics included, or from the pyperf file when there is no summary.
-    """
-    root = Path(run_dir)
-    missing: list[Missing] = []
-    manifest: Mapping[str, Any] | None = None
-    manifest_path = root / "manifest.json"
-    if manifest_path.is_file():
-        try:
-            loaded_manifest = _read_json(manifest_path)
-            manifest = loaded_manifest if isinstance(loaded_manifest, dict) else None
-        except (OSError, ValueError) as exc:
-            missing.append(Missing(what="manifest.json", detail=f"unreadable ({exc})"))
-    cases: list[CaseResult] = []
-    found_suites: list[str] = []
-    if pyperf_files is not None:
-        cases = _pyperf_only(root, pyperf_files, missing)
-        found_suites = [s for s in SUITES if any(c.suite == s for c in cases)]
-    files = {} if pyperf_files is not None else _suite_files(root, manifest, summaries, missing)
-    planned = manifest.get("suites") if manifest is not None else None
-    reported = {m.what for m in missing}
-    for suite in SUITES:
-        if suite in reported or suite in found_suites:
-            continue
-        if suite not in files:
-            if planned is None or suite in planned:
-                missing.append(
-                    Missing(what=suite, detail=f"no result files for this suite in {root}")
-                )
-            else:
-                missing.append(Missing(what=suite, detail="not run (not in the run's suites)"))
-            continue
-        pyperf_name, summary_name = files[suite]
-        pyperf_path, summary_file = root / pyperf_name, root / summary_name
-        from_pyperf: dict[tuple[str, str], dict[str, Any]] = {}
-        if pyperf_path.is_file():
-            from_pyperf = _pyperf_cases(suite, pyperf_path, missing)
-        else:
-            missing.append(
-                Missing(what=pyperf_name, detail=f"{suite}: pyperf result file not found")
-            )
-        summary: dict[str, Any] | None = None
-        if summary_file.is_file():
-            try:
-                doc = _read_json(summary_file)
-            except (OSError, ValueError) as exc:
-                doc = None
-                missing.append(Missing(what=summary_name, detail=f"unreadable ({exc})"))
-            if isinstance(doc, dict):
-                version = doc.get("schema_version")
-                if version not in SUMMARY_SCHEMA_VERSIONS or doc.get("kind") != SUMMARY_KIND:
-                    missing.append(
-                        Missing(
-                            what=summary_name,
-                            detail=f"summary schema_version {version!r} / kind "
-                            f"{doc.get('kind')!r} is not one this report reads "
-                            f"({sorted(SUMMARY_SCHEMA_VERSIONS)}); update the gate",
-                        )
-                    )
-                else:
-                    summary = doc
-        elif from_pyperf:
-            missing.append(
-                Missing(
-                    what=summary_name,
-                    detail=f"{suite}: summary not found; error rates, sweep curves, RSS series "
-                    "and leak figures of this suite are unavailable",
-                )
-            )
-        suite_cases = _merge_case(suite, from_pyperf, summary)
-        if suite_cases:
-            found_suites.append(suite)
-        cases.extend(suite_cases)
-    coordinators = list(dict.fromkeys(c.coordinator for c in cases))
-    for name in (BASE, CANDIDATE, FLOOR):
-        if cases and name not in coordinators:
-            missing.append(
-                Missing(what=f"coordinator {name}", detail="no results for it in any suite")
-            )
-    return RunData(
-        source=str(root),
-        cases=tuple(cases),
-        suites=tuple(found_suites),
-        coordinators=tuple(coordinators),
-        missing=tuple(missing),
-        set_name=str(manifest["set"]) if manifest and manifest.get("set") else None,
-        commit=str(manifest["commit"]) if manifest and manifest.get("commit") else None,
-    )
-
-
-def _pyperf_only(
-    root: Path, pyperf_files: Sequence[str | Path], missing: list[Missing]
-) -> list[CaseResult]:
-    cases: list[CaseResult] = []
-    for suite in SUITES:
-        merged: dict[tuple[str, str], dict[str, Any]] = {}
-        for name in pyperf_files:
-            path = root / name
-            if not path.is_file():
-                continue
-            for key, got in _pyperf_cases(suite, path, []).items():
-                entry = merged.setdefault(key, {"values": {}, "meta": {}})
-                entry["values"].update(got["values"])
-                entry["meta"] = {**got["meta"], **entry["meta"]}
-        cases.extend(_merge_case(suite, merged, None))
-    for name in pyperf_files:
-        path = root / name
-        if not path.is_file():
-            missing.append(Missing(what=str(name), detail="pyperf result file not found"))
-        else:
-            _check_loads(path, missing)
-    if cases:
-        missing.append(
-            Missing(
-                what="summaries",
-                detail="only pyperf files were read: error rates, sweep curves and labels, RSS "
-                "series and leak figures are not in them",
-            )
-        )
-    return cases
-
-
-def _check_loads(path: Path, missing: list[Missing]) -> None:
-    import pyperf
-
-    try:
-        pyperf.BenchmarkSuite.load(str(path))
-    except Exception as exc:  # any unreadable file is reported, whatever pyperf raised
-        missing.append(Missing(what=path.name, detail=f"unreadable ({exc})"))
-
-
-def _merge_case(
-    suite: str,
-    from_pyperf: Mapping[tuple[str, str], Mapping[str, Any]],
-    summary: Mapping[str, Any] | None,
-) -> list[CaseResult]:
-    entries: dict[tuple[str, str], dict[str, Any]] = {}
-    for key, got in from_pyperf.items():
-        meta = got["meta"]
-        entries[key] = {
-            "params": dict(meta),
-            "description": "",
-            "values": {m: tuple(v) for m, v in got["values"].items()},
-            "samples": [],
-        }
-    benchmarks = summary.get("benchmarks", {}) if summary is not None else {}
-    for entry in benchmarks.values() if isinstance(benchmarks, dict) else ():
-        if not isinstance(entry, dict) or entry.get("suite") != suite:
-            continue
-        key = (str(entry.get("case")), str(entry.get("coordinator")))
-        target = entries.setdefault(key, {"params": {}, "description": "", "values": {}})
-        params = entry.get("params")
-        if isinstance(params, dict):
-            target["params"] = {**target["params"], **params}
-        target["description"] = str(entry.get("description") or "")
-        raw_samples = [s for s in entry.get("samples", ()) if isinstance(s, dict)]
-        target["samples"] = raw_samples
-        sample_values = [
-            s["values"] if isinstance(s.get("values"), dict) else {} for s in raw_samples
-        ]
-        names = dict.fromkeys(name for values in sample_values for name in values)
-        merged = {
-            name: tuple(_float_or_none(values.get(name)) for values in sample_values)
-            for name in names
-        }
-        pyperf_time = target["values"].get("time")
-        if pyperf_time is not None or from_pyperf:
-            # pyperf's own time measurement is the one the gate and pyperf tools read.
-            merged.pop("time", None)
-            if pyperf_time is not None:
-                merged["time"] = pyperf_time
-        target["values"] = merged
-    out: list[CaseResult] = []
-    for (case, coordinator), got in entries.items():
-        case_params: dict[str, Any] = dict(got["params"])
-        samples: list[dict[str, Any]] = list(got.get("samples", []))
-        last: dict[str, Any] = samples[-1] if samples else {}
-        raw_labels = last.get("labels")
-        labels: dict[str, Any] = raw_labels if isinstance(raw_labels, dict) else {}
-        points = [_point(p) for p in last.get("points", ()) if isinstance(p, dict)]
-        series = [
-            (float(p[0]), float(p[1]))
-            for p in last.get("rss_series", ())
-            if isinstance(p, list | tuple) and len(p) == 2
-        ]
-        events = case_params.get("crucible_events")
-        axis = case_params.get("crucible_sweep_axis")
-        out.append(
-            CaseResult(
-                suite=suite,
-                case=case,
-                coordinator=coordinator,
-                kind=str(case_params.get("crucible_kind") or "workload"),
-                description=str(got.get("description") or ""),
-                events=int(events) if isinstance(events, int | float) and events > 0 else None,
-                faults=_has_faults(case_params),
-                sweep_axis=str(axis) if isinstance(axis, str) else None,
-                params={
-                    str(k): v
-                    for k, v in case_params.items()
-                    if isinstance(v, str | int | float) and not isinstance(v, bool)
-                },
-                values=got["values"],
-                loops=tuple(int(s.get("loops") or 1) for s in samples),
-                labels={str(k): str(v) for k, v in labels.items()},
-                sweep_points=tuple(p for p in points if p is not None),
-                rss_series=tuple(series),
-            )
-        )
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Analysis data
-# --------------------------------------------------------------------------------------------
-
-
-class KpiVerdict(StrEnum):
-    """How the candidate compares with the base on one KPI of one case."""
-
-    BETTER = "better"  # significant after correction, interval entirely on the better side
-    WORSE = "worse"  # significant after correction, interval entirely on the worse side
-    EQUAL = "equal"  # the test ran and found no significant difference
-    UNDETERMINED = "undetermined"  # too few samples for the test, or no interval
-    MISSING = "missing"  # a side was not measured
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Figure:
-    """One coordinator's figure for a KPI: the median of its ``n`` sample values."""
-
-    coordinator: str
-    median: float
-    n: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KpiComparison:
-    """Candidate against base on one KPI of one case; see the module docstring for the sign
-    of ``improvement_pct``. ``ratio`` is ``median(candidate) / median(base)``. The floor's
-    ``headroom_pct`` (reference against base, same sign) is the expected improvement of
-    ``scalability_factor``. Figures that could not be computed are None, and ``note`` says
-    why."""
-
-    suite: str
-    case: str
-    kpi: str
-    label: str
-    unit: str
-    direction: Direction
-    base: str
-    candidate: str
-    figures: tuple[Figure, ...]
-    verdict: KpiVerdict
-    improvement_pct: float | None = None
-    ci_low_pct: float | None = None
-    ci_high_pct: float | None = None
-    ratio: float | None = None
-    ratio_ci_low: float | None = None
-    ratio_ci_high: float | None = None
-    p_value: float | None = None
-    p_adjusted: float | None = None
-    test: str = ""
-    headroom_pct: float | None = None
-    headroom_ci_low_pct: float | None = None
-    headroom_ci_high_pct: float | None = None
-    headroom_p_value: float | None = None
-    scalability_factor: float | None = None
-    note: str = ""
-
-    @property
-    def subject(self) -> str:
-        return f"{self.suite}.{self.case} {self.label.lower()}"
-
-    def figure(self, coordinator: str) -> Figure | None:
-        for fig in self.figures:
-            if fig.coordinator == coordinator:
-                return fig
-        return None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ErrorRate:
-    """failed / total x 100, pooled over every workload of every sample."""
-
-    coordinator: str
-    failed: int
-    total: int
-    rate_pct: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ErrorRateRow:
-    suite: str
-    case: str
-    faults: bool
-    rates: tuple[ErrorRate, ...]
-    difference_pp: float | None  # candidate minus base, percentage points (lower is better)
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MemoryEfficiency:
-    """freed / allocated x 100 from tracemalloc, pooled over the samples."""
-
-    case: str
-    coordinator: str
-    freed_bytes: float
-    allocated_bytes: float
-    efficiency_pct: float
-    n: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LeakFigure:
-    """A leak run's slope of retained (traced) bytes per 1,000 events: medians over the
-    samples of the slope and of its 95 % interval ends. ``suspected`` when the interval's
-    lower end is above 0."""
-
-    case: str
-    coordinator: str
-    slope_bytes_per_1k: float
-    ci_low: float | None
-    ci_high: float | None
-    rss_slope_bytes_per_1k: float | None
-    suspected: bool
-    n: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScalabilityFactor:
-    """actual / expected improvement of a capacity KPI (see the module docstring)."""
-
-    suite: str
-    case: str
-    kpi: str
-    label: str
-    actual_pct: float | None
-    expected_pct: float | None
-    factor: float | None
-    note: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Bottleneck:
-    """The resource judged to bind where a coordinator's sweep hit its limit."""
-
-    case: str
-    axis: str
-    coordinator: str
-    binding: str
-    evidence: str
-    max_sustainable: float | None
-    knee: float | None
-    limit_reached: bool
-    unit: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rating:
-    """A docs/design.md#ratings rating of one coordinator's medium-load figure; ``rating``
-    is None and ``note`` says why when the figure is missing."""
-
-    kpi: str
-    label: str
-    coordinator: str
-    value: float | None
-    unit: str
-    rating: str | None
-    scale: str
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Finding:
-    """A strength or weakness of the candidate, with the figure behind it."""
-
-    text: str
-    figure: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Recommendation:
-    """What to do, and the measured figure that triggered it."""
-
-    text: str
-    trigger: str
-
-
-class TargetStatus(StrEnum):
-    MET = "met"
-    NOT_MET = "not met"
-    UNDETERMINED = "undetermined"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TargetItem:
-    """One item of the centralized daemon target: the candidate equal or better than the
-    base. Met when it is not significantly worse on any KPI of the item and every KPI of the
-    item could be tested; not met when any is significantly worse."""
-
-    name: str
-    status: TargetStatus
-    figures: tuple[str, ...]
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LatencyProfile:
-    """Median p50 / p95 / p99 latency (seconds) of one coordinator on one case."""
-
-    suite: str
-    case: str
-    coordinator: str
-    p50_s: float
-    p95_s: float
-    p99_s: float
-    n: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SweepCurve:
-    suite: str
-    case: str
-    axis: str
-    coordinator: str
-    points: tuple[SweepPointData, ...]
-    p99_bound_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RssSeries:
-    """RSS (bytes) over time (seconds) of one leak run."""
-
-    case: str
-    coordinator: str
-    points: tuple[tuple[float, float], ...]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -851,644 +126,6 @@ class Analysis:
         return bool(self.target) and all(t.status is TargetStatus.MET for t in self.target)
 
 
-# --------------------------------------------------------------------------------------------
-# Pure computations
-# --------------------------------------------------------------------------------------------
-
-
-def _median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
-
-
-def _improvement(ratio: float, direction: Direction) -> float:
-    return (ratio - 1.0) * 100.0 if direction is _HI else (1.0 - ratio) * 100.0
-
-
-def _improvement_interval(low: float, high: float, direction: Direction) -> tuple[float, float]:
-    a, b = _improvement(low, direction), _improvement(high, direction)
-    return min(a, b), max(a, b)
-
-
-def kpi_samples(result: CaseResult, kpi: KpiDef) -> tuple[tuple[float, ...], str]:
-    """The per-sample values of ``kpi`` for one case result, and why there are none."""
-    if kpi.name == "throughput":
-        if result.kind != "workload":
-            return (), "throughput applies to workload cases only"
-        if result.events is None:
-            return (), f"{result.name}: the event count per workload is not recorded"
-        times = [t for t in result.measured("time") if t > 0]
-        return tuple(result.events / t for t in times), "" if times else "no time values"
-    values = result.measured(kpi.metric)
-    return values, "" if values else f"{result.name}: no {kpi.metric} values"
-
-
-def _fmt_pct(value: float) -> str:
-    return f"{value:+.1f} %"
-
-
-def compare_kpi(
-    kpi: KpiDef,
-    results: Mapping[str, CaseResult],
-    *,
-    base: str = BASE,
-    candidate: str = CANDIDATE,
-    floor: str = FLOOR,
-    confidence: float = DEFAULT_CONFIDENCE,
-    seed: int = 0,
-) -> KpiComparison | None:
-    """Candidate against base (and the floor's headroom over base) on one KPI of one case.
-
-    ``results`` maps coordinator -> its result for the case. None when the KPI does not
-    apply to the case at all (no coordinator has values for it). ``p_adjusted`` is left
-    None here; :func:`analyze` corrects across all KPI comparisons.
-    """
-    any_result = next(iter(results.values()))
-    samples: dict[str, tuple[float, ...]] = {}
-    why: dict[str, str] = {}
-    for coordinator, result in results.items():
-        values, reason = kpi_samples(result, kpi)
-        if values:
-            samples[coordinator] = values
-        else:
-            why[coordinator] = reason
-    if not samples:
-        return None
-    figures = tuple(Figure(coordinator=c, median=_median(v), n=len(v)) for c, v in samples.items())
-    common: dict[str, Any] = {
-        "suite": any_result.suite,
-        "case": any_result.case,
-        "kpi": kpi.name,
-        "label": kpi.label,
-        "unit": kpi.unit,
-        "direction": kpi.direction,
-        "base": base,
-        "candidate": candidate,
-        "figures": figures,
-    }
-    absent = [c for c in (base, candidate) if c not in samples]
-    if absent:
-        detail = "; ".join(why.get(c, f"{c} not measured for this case") for c in absent)
-        return KpiComparison(verdict=KpiVerdict.MISSING, note=f"missing: {detail}", **common)
-    base_values, cand_values = samples[base], samples[candidate]
-    if not all(v > 0 for v in (*base_values, *cand_values)):
-        base_med, cand_med = _median(base_values), _median(cand_values)
-        improvement = (
-            _improvement(cand_med / base_med, kpi.direction)
-            if base_med > 0 and cand_med > 0
-            else None
-        )
-        return KpiComparison(
-            verdict=KpiVerdict.UNDETERMINED,
-            improvement_pct=improvement,
-            note="zero or negative sample values: no ratio interval or test",
-            **common,
-        )
-    estimate = ratio_ci_unpaired(base_values, cand_values, confidence=confidence, seed=seed)
-    significance = unpaired_test(base_values, cand_values)
-    low, high = _improvement_interval(estimate.ci_low, estimate.ci_high, kpi.direction)
-    headroom: dict[str, Any] = {}
-    floor_values = samples.get(floor)
-    if (
-        floor_values is not None
-        and floor not in (base, candidate)
-        and all(v > 0 for v in floor_values)
-    ):
-        head = ratio_ci_unpaired(base_values, floor_values, confidence=confidence, seed=seed)
-        head_test = unpaired_test(base_values, floor_values)
-        h_low, h_high = _improvement_interval(head.ci_low, head.ci_high, kpi.direction)
-        headroom = {
-            "headroom_pct": _improvement(head.ratio, kpi.direction),
-            "headroom_ci_low_pct": h_low,
-            "headroom_ci_high_pct": h_high,
-            "headroom_p_value": None if head_test.degenerate else head_test.p_value,
-        }
-    note = ""
-    verdict = KpiVerdict.EQUAL
-    if significance.degenerate:
-        enough = significance.min_attainable_p <= DEGENERATE_P_FLOOR
-        if len(set(base_values + cand_values)) == 1 and enough:
-            # Every sample of both sides is the same value: equal, and enough of them to
-            # have shown a difference had there been one.
-            note = f"all {len(base_values) + len(cand_values)} samples identical"
-        elif enough:
-            verdict, note = KpiVerdict.UNDETERMINED, f"not tested: {significance.note}"
-        else:
-            verdict = KpiVerdict.UNDETERMINED
-            note = (
-                f"too few samples to test ({len(base_values)} {base}, {len(cand_values)} "
-                f"{candidate}: the smallest attainable p is {significance.min_attainable_p:.3g})"
-            )
-    return KpiComparison(
-        verdict=verdict,
-        improvement_pct=_improvement(estimate.ratio, kpi.direction),
-        ci_low_pct=low,
-        ci_high_pct=high,
-        ratio=estimate.ratio,
-        ratio_ci_low=estimate.ci_low,
-        ratio_ci_high=estimate.ci_high,
-        p_value=significance.p_value,
-        test=significance.test,
-        note=note,
-        **headroom,
-        **common,
-    )
-
-
-def _headroom_measurable(c: KpiComparison, alpha: float) -> bool:
-    """The floor's headroom over the base is real: a test that ran, ``p < alpha`` and an
-    interval entirely above zero (the reference better than the base)."""
-    return (
-        c.headroom_p_value is not None
-        and c.headroom_p_value < alpha
-        and c.headroom_ci_low_pct is not None
-        and c.headroom_ci_low_pct > 0
-    )
-
-
-def _settle(comparison: KpiComparison, p_adjusted: float, alpha: float) -> KpiComparison:
-    """Apply the corrected p-value: the final verdict and the scalability factor."""
-    verdict = comparison.verdict
-    note = comparison.note
-    if verdict is KpiVerdict.EQUAL and p_adjusted < alpha:
-        low, high = comparison.ci_low_pct, comparison.ci_high_pct
-        if low is not None and low > 0:
-            verdict = KpiVerdict.BETTER
-        elif high is not None and high < 0:
-            verdict = KpiVerdict.WORSE
-        else:
-            verdict = KpiVerdict.UNDETERMINED
-            note = "significant, but the interval includes no change"
-    factor = None
-    if (
-        comparison.improvement_pct is not None
-        and comparison.headroom_pct is not None
-        and _headroom_measurable(comparison, alpha)
-    ):
-        factor = comparison.improvement_pct / comparison.headroom_pct
-    return replace(
-        comparison, p_adjusted=p_adjusted, verdict=verdict, note=note, scalability_factor=factor
-    )
-
-
-def _describe(c: KpiComparison) -> str:
-    """One line with the comparison's figures, for findings, recommendations and targets."""
-    medians = ", ".join(
-        f"{f.coordinator} {format_value(f.median, c.unit)}"
-        for f in c.figures
-        if f.coordinator in (c.base, c.candidate)
-    )
-    parts = [f"{c.subject}: {medians}"]
-    if c.improvement_pct is not None:
-        parts.append(f"-> {c.candidate} {_fmt_pct(c.improvement_pct)}")
-    if c.ci_low_pct is not None and c.ci_high_pct is not None:
-        parts.append(f"(CI {_fmt_pct(c.ci_low_pct)} to {_fmt_pct(c.ci_high_pct)})")
-    if c.p_adjusted is not None:
-        parts.append(f"p_adj {c.p_adjusted:.3g}")
-    return " ".join(parts)
-
-
-def error_rate(result: CaseResult) -> ErrorRate | None:
-    """failed / total x 100 pooled over the samples; None without the figures."""
-    rates = result.values.get("error_rate_pct", ())
-    if result.events is None or not rates:
-        return None
-    loops = result.loops or (1,) * len(rates)
-    failed = total = 0
-    for rate_pct, n_loops in zip(rates, loops, strict=False):
-        if rate_pct is None:
-            continue
-        published = result.events * n_loops
-        failed += round(rate_pct * published / 100.0)
-        total += published
-    if total == 0:
-        return None
-    return ErrorRate(
-        coordinator=result.coordinator,
-        failed=failed,
-        total=total,
-        rate_pct=100.0 * failed / total,
-    )
-
-
-def memory_efficiency(result: CaseResult) -> MemoryEfficiency | None:
-    """freed / allocated x 100 pooled over the samples that have both figures."""
-    allocated = result.values.get("allocated", ())
-    freed = result.values.get("freed", ())
-    pairs = [(a, f) for a, f in zip(allocated, freed, strict=False) if a is not None]
-    pairs_known = [(a, f if f is not None else 0.0) for a, f in pairs]
-    total_allocated = math.fsum(a for a, _ in pairs_known)
-    if not pairs_known or total_allocated <= 0:
-        return None
-    total_freed = math.fsum(f for _, f in pairs_known)
-    return MemoryEfficiency(
-        case=result.case,
-        coordinator=result.coordinator,
-        freed_bytes=total_freed,
-        allocated_bytes=total_allocated,
-        efficiency_pct=100.0 * total_freed / total_allocated,
-        n=len(pairs_known),
-    )
-
-
-def leak_figure(result: CaseResult) -> LeakFigure | None:
-    slopes = result.measured("leak_slope")
-    if not slopes:
-        return None
-    lows = result.measured("leak_slope_ci_low")
-    highs = result.measured("leak_slope_ci_high")
-    rss = result.measured("rss_slope")
-    low = _median(lows) if lows else None
-    return LeakFigure(
-        case=result.case,
-        coordinator=result.coordinator,
-        slope_bytes_per_1k=_median(slopes),
-        ci_low=low,
-        ci_high=_median(highs) if highs else None,
-        rss_slope_bytes_per_1k=_median(rss) if rss else None,
-        suspected=low is not None and low > 0,
-        n=len(slopes),
-    )
-
-
-_MAX_METRIC = {
-    "rate": "throughput_max_eps",
-    "services": "services_max",
-    "payload": "payload_max_bytes",
-}
-_KNEE_METRIC = {"rate": "knee_eps", "services": "knee_services", "payload": "knee_payload_bytes"}
-_AXIS_UNIT = {"rate": "eps", "services": "count", "payload": "bytes"}
-
-
-def bottleneck(result: CaseResult) -> Bottleneck | None:
-    if result.kind != "sweep" or result.sweep_axis is None:
-        return None
-    axis = result.sweep_axis
-    maxima = result.measured(_MAX_METRIC.get(axis, ""))
-    knees = result.measured(_KNEE_METRIC.get(axis, ""))
-    limits = result.measured("limit_reached")
-    binding = result.labels.get("binding")
-    if binding is None:
-        return None
-    return Bottleneck(
-        case=result.case,
-        axis=axis,
-        coordinator=result.coordinator,
-        binding=binding,
-        evidence=result.labels.get("binding_evidence", ""),
-        max_sustainable=_median(maxima) if maxima else None,
-        knee=_median(knees) if knees else None,
-        limit_reached=bool(limits) and _median(limits) > 0,
-        unit=_AXIS_UNIT.get(axis, "count"),
-    )
-
-
-# Ratings: (upper bound, name) ascending for lower-is-better, the last entry open-ended.
-_RATING_SCALES: Mapping[str, tuple[str, Direction, tuple[tuple[float, str], ...], str]] = {
-    "throughput": (
-        "eps",
-        _HI,
-        ((500.0, "poor"), (1000.0, "acceptable"), (math.inf, "good")),
-        "good > 1,000 events/s; acceptable 500-1,000; poor < 500",
-    ),
-    "latency_p50": (
-        "s",
-        _LO,
-        ((0.010, "excellent"), (0.050, "good"), (0.200, "acceptable"), (math.inf, "poor")),
-        "excellent < 10 ms; good 10-50 ms; acceptable 50-200 ms; poor > 200 ms "
-        "(average-latency scale applied to the median: the suite records percentiles)",
-    ),
-    "rss_peak": (
-        "bytes",
-        _LO,
-        ((100.0 * MIB, "efficient"), (500.0 * MIB, "acceptable"), (math.inf, "poor")),
-        "efficient < 100 MB; acceptable 100-500 MB; poor > 500 MB (MB = 2**20 bytes)",
-    ),
-    "cpu": (
-        "pct",
-        _LO,
-        ((50.0, "efficient"), (80.0, "acceptable"), (math.inf, "poor")),
-        "efficient < 50 %; acceptable 50-80 %; poor > 80 % (of one core)",
-    ),
-}
-
-
-_RANK = {"excellent": 0, "good": 1, "efficient": 1, "acceptable": 2, "poor": 3}
-
-
-def rate(kpi: str, value: float) -> str:
-    """The docs/design.md#ratings rating of a medium-load figure: ``kpi`` is throughput (events/s),
-    latency_p50 (seconds), rss_peak (bytes) or cpu (percent of one core). A value on a
-    shared band edge takes the band that names it in the range form ("good 10-50 ms",
-    "acceptable 500-1,000"): 50 ms is good, 1,000 events/s acceptable, 80 % acceptable."""
-    _, _, bands, _ = _RATING_SCALES[kpi]
-    first_bound, first_name = bands[0]
-    if kpi == "throughput":
-        if value < first_bound:
-            return first_name
-        return "acceptable" if value <= bands[1][0] else "good"
-    if value < first_bound:
-        return first_name
-    for bound, name in bands[1:]:
-        if value <= bound:
-            return name
-    return bands[-1][1]
-
-
-def _ratings(run: RunData, coordinators: Sequence[str]) -> list[Rating]:
-    suite, case = RATING_CASE
-    out: list[Rating] = []
-    for kpi_name, (unit, _, _, scale) in _RATING_SCALES.items():
-        kpi = _KPI[kpi_name]
-        for coordinator in coordinators:
-            result = run.case(suite, case, coordinator)
-            if result is None:
-                out.append(
-                    Rating(
-                        kpi=kpi_name,
-                        label=kpi.label,
-                        coordinator=coordinator,
-                        value=None,
-                        unit=unit,
-                        rating=None,
-                        scale=scale,
-                        note=f"{suite}.{case} not measured for {coordinator} in this run",
-                    )
-                )
-                continue
-            values, why = kpi_samples(result, kpi)
-            value = _median(values) if values else None
-            out.append(
-                Rating(
-                    kpi=kpi_name,
-                    label=kpi.label,
-                    coordinator=coordinator,
-                    value=value,
-                    unit=unit,
-                    rating=rate(kpi_name, value) if value is not None else None,
-                    scale=scale,
-                    note=f"median of {len(values)} samples of {suite}.{case}" if values else why,
-                )
-            )
-    return out
-
-
-def _target_item(name: str, comparisons: Sequence[KpiComparison], empty: str) -> TargetItem:
-    # A case measured on the candidate only (candidate-specific options) cannot be compared
-    # and does not count; a case the candidate is missing from does.
-    counted = [
-        c
-        for c in comparisons
-        if not (c.verdict is KpiVerdict.MISSING and c.figure(c.base) is None)
-        or c.figure(c.candidate) is None
-    ]
-    if not counted:
-        return TargetItem(name=name, status=TargetStatus.UNDETERMINED, figures=(), reason=empty)
-    candidate = counted[0].candidate
-    figures = tuple(
-        f"{_describe(c)} [{c.verdict.value}{': ' + c.note if c.note else ''}]" for c in counted
-    )
-    worse = [c for c in counted if c.verdict is KpiVerdict.WORSE]
-    if worse:
-        return TargetItem(
-            name=name,
-            status=TargetStatus.NOT_MET,
-            figures=figures,
-            reason=f"{candidate} is significantly worse on {len(worse)} of {len(counted)}: "
-            + ", ".join(c.subject for c in worse),
-        )
-    open_ = [c for c in counted if c.verdict in (KpiVerdict.UNDETERMINED, KpiVerdict.MISSING)]
-    if open_:
-        return TargetItem(
-            name=name,
-            status=TargetStatus.UNDETERMINED,
-            figures=figures,
-            reason=f"{len(open_)} of {len(counted)} could not be decided: "
-            + "; ".join(f"{c.subject} ({c.note or c.verdict.value})" for c in open_),
-        )
-    better = sum(c.verdict is KpiVerdict.BETTER for c in counted)
-    return TargetItem(
-        name=name,
-        status=TargetStatus.MET,
-        figures=figures,
-        reason=f"equal or better on all {len(counted)} ({better} significantly better)",
-    )
-
-
-def _target(kpis: Sequence[KpiComparison], error_rows: Sequence[ErrorRateRow]) -> list[TargetItem]:
-    def pick(suites: Iterable[str], names: Iterable[str]) -> list[KpiComparison]:
-        s, n = set(suites), set(names)
-        return [c for c in kpis if c.suite in s and c.kpi in n]
-
-    fault_cases = {(r.suite, r.case) for r in error_rows if r.faults}
-    resilience = [
-        c for c in pick(["load_testing"], ["success_rate"]) if (c.suite, c.case) in fault_cases
-    ]
-    items = [
-        _target_item(
-            "throughput",
-            pick(["daemon_performance"], ["throughput"]),
-            "no daemon_performance throughput measured in this run",
-        ),
-        _target_item(
-            "memory",
-            pick(["daemon_performance", "memory_profiling"], ["rss_peak", "allocated"]),
-            "no peak RSS or traced allocation measured in this run",
-        ),
-        _target_item(
-            "scalability",
-            pick(["scalability_testing"], list(_CAPACITY_KPI.values())),
-            "no scalability sweep measured in this run",
-        ),
-        _target_item(
-            "resilience",
-            resilience,
-            "no load_testing case with injected faults measured in this run",
-        ),
-    ]
-    fault_rows = [r for r in error_rows if r.faults and r.suite == "load_testing"]
-    if fault_rows:
-        extra = tuple(
-            f"{r.suite}.{r.case} error rate: "
-            + ", ".join(
-                f"{e.coordinator} {e.rate_pct:.2f} % ({e.failed}/{e.total})" for e in r.rates
-            )
-            for r in fault_rows
-        )
-        items[3] = replace(items[3], figures=items[3].figures + extra)
-    return items
-
-
-def _findings(
-    kpis: Sequence[KpiComparison],
-    ratings: Sequence[Rating],
-    leaks: Sequence[LeakFigure],
-    candidate: str,
-    base: str,
-) -> tuple[list[Finding], list[Finding]]:
-    strengths: list[Finding] = []
-    weaknesses: list[Finding] = []
-    for c in kpis:
-        if c.verdict is KpiVerdict.BETTER:
-            strengths.append(
-                Finding(
-                    text=f"{candidate} is better than {base} on {c.subject}", figure=_describe(c)
-                )
-            )
-        elif c.verdict is KpiVerdict.WORSE:
-            weaknesses.append(
-                Finding(
-                    text=f"{candidate} is worse than {base} on {c.subject}", figure=_describe(c)
-                )
-            )
-    for r in ratings:
-        if r.coordinator != candidate or r.rating is None:
-            continue
-        figure = f"{r.label} {format_value(r.value, r.unit)} on {RATING_CASE[0]}.{RATING_CASE[1]}"
-        if r.rating in ("excellent", "good", "efficient"):
-            strengths.append(
-                Finding(text=f"{candidate} {r.label.lower()} rated {r.rating}", figure=figure)
-            )
-        elif r.rating == "poor":
-            weaknesses.append(
-                Finding(text=f"{candidate} {r.label.lower()} rated poor", figure=figure)
-            )
-    for leak in leaks:
-        if leak.coordinator == candidate and leak.suspected:
-            weaknesses.append(
-                Finding(
-                    text=f"{candidate} retains memory as events flow ({leak.case})",
-                    figure=_leak_text(leak),
-                )
-            )
-    return strengths, weaknesses
-
-
-def _leak_text(leak: LeakFigure) -> str:
-    interval = (
-        f" (95 % CI {leak.ci_low:,.0f} to {leak.ci_high:,.0f})"
-        if leak.ci_low is not None and leak.ci_high is not None
-        else ""
-    )
-    return (
-        f"{leak.case} on {leak.coordinator}: {leak.slope_bytes_per_1k:,.0f} retained bytes "
-        f"per 1,000 events{interval}"
-    )
-
-
-_BINDING_ADVICE = {
-    "cpu": "the process is CPU-bound at its limit: profile the per-event path (flame graphs) "
-    "and cut work per event before adding concurrency",
-    "memory": "memory grows at the limit: bound the queues and avoid copying payloads",
-    "io_wait": "I/O wait binds at the limit: move blocking I/O off the event loop",
-    "queue": "events wait in queues with no resource saturated: raise per-service concurrency "
-    "or drain queues in parallel",
-}
-
-
-def _recommendations(
-    kpis: Sequence[KpiComparison],
-    ratings: Sequence[Rating],
-    leaks: Sequence[LeakFigure],
-    bottlenecks: Sequence[Bottleneck],
-    factors: Sequence[ScalabilityFactor],
-    error_rows: Sequence[ErrorRateRow],
-    missing: Sequence[Missing],
-    candidate: str,
-    base: str,
-) -> list[Recommendation]:
-    out: list[Recommendation] = []
-    for c in kpis:
-        if c.verdict is KpiVerdict.WORSE:
-            out.append(
-                Recommendation(
-                    text=f"Investigate {candidate}'s {c.label.lower()} on {c.suite}.{c.case}: it "
-                    f"is significantly worse than {base}; compare their profiles of this case",
-                    trigger=_describe(c),
-                )
-            )
-    base_rating = {r.kpi: r.rating for r in ratings if r.coordinator == base}
-    for r in ratings:
-        if r.coordinator != candidate or r.rating is None or r.value is None:
-            continue
-        theirs = base_rating.get(r.kpi)
-        # A band both share is the workload's (an unpaced run keeps a core busy whatever
-        # coordinates it); recommend only where the candidate rates below the base.
-        if _RANK[r.rating] > _RANK.get(theirs or "", -1) and r.rating in ("poor", "acceptable"):
-            out.append(
-                Recommendation(
-                    text=f"Bring {candidate}'s medium-load {r.label.lower()} out of the "
-                    f"{r.rating} band"
-                    + (f" where {base} rates {theirs}" if theirs else "")
-                    + f" ({r.scale})",
-                    trigger=f"{r.label} {candidate} {format_value(r.value, r.unit)} ({r.rating}) "
-                    f"on {RATING_CASE[0]}.{RATING_CASE[1]}",
-                )
-            )
-    for b in bottlenecks:
-        if b.coordinator == candidate and b.binding in _BINDING_ADVICE:
-            out.append(
-                Recommendation(
-                    text=f"{b.case}: {_BINDING_ADVICE[b.binding]}",
-                    trigger=f"binding resource {b.binding} for {b.coordinator}: {b.evidence}",
-                )
-            )
-    for leak in leaks:
-        if leak.coordinator == candidate and leak.suspected:
-            out.append(
-                Recommendation(
-                    text=f"Find what {candidate} keeps per event (a memray flame graph of the "
-                    f"{leak.case} run shows the allocation sites still alive)",
-                    trigger=_leak_text(leak),
-                )
-            )
-    decided = {
-        (c.suite, c.case, c.kpi)
-        for c in kpis
-        if c.verdict in (KpiVerdict.BETTER, KpiVerdict.EQUAL, KpiVerdict.WORSE)
-    }
-    for f in factors:
-        if f.factor is not None and f.factor < 1.0 and (f.suite, f.case, f.kpi) in decided:
-            out.append(
-                Recommendation(
-                    text=f"{candidate} realises {f.factor:.2f} of the measured headroom on "
-                    f"{f.case} {f.label.lower()}: the reference dispatcher shows what the same "
-                    "handlers sustain with less coordination overhead",
-                    trigger=f"actual {_fmt_pct(f.actual_pct or 0.0)} against expected "
-                    f"{_fmt_pct(f.expected_pct or 0.0)} (reference over {base})",
-                )
-            )
-    for row in error_rows:
-        if row.faults and row.difference_pp is not None and row.difference_pp > 0:
-            rates = ", ".join(f"{r.coordinator} {r.rate_pct:.2f} %" for r in row.rates)
-            out.append(
-                Recommendation(
-                    text=f"{candidate} loses more events than {base} under injected faults on "
-                    f"{row.suite}.{row.case}: check its retry and dead-letter settings",
-                    trigger=f"error rate {rates} ({row.difference_pp:+.2f} points)",
-                )
-            )
-    untested = [c for c in kpis if c.verdict is KpiVerdict.UNDETERMINED and c.test]
-    if untested:
-        smallest = min(min(f.n for f in c.figures) for c in untested)
-        out.append(
-            Recommendation(
-                text="Measure more samples (the quick or full set, or pyperf --rigorous) so that "
-                "these comparisons can be tested",
-                trigger=f"{len(untested)} KPI comparisons with as few as {smallest} samples per "
-                f"coordinator: {untested[0].note}",
-            )
-        )
-    for m in missing:
-        if m.what in SUITES and "no result files" in m.detail:
-            out.append(
-                Recommendation(
-                    text=f"Run the {m.what} suite (python -m perf run --suites {m.what})",
-                    trigger=f"{m.what}: {m.detail}",
-                )
-            )
-    return out
-
-
 def analyze(
     run: RunData,
     *,
@@ -1500,145 +137,30 @@ def analyze(
     seed: int = 0,
 ) -> Analysis:
     """The architecture comparison of a loaded run; see the module docstring."""
-    by_case: dict[tuple[str, str], dict[str, CaseResult]] = {}
-    for result in run.cases:
-        by_case.setdefault((result.suite, result.case), {})[result.coordinator] = result
-    raw: list[KpiComparison] = []
-    for (_, _), results in by_case.items():
-        for kpi in KPIS:
-            comparison = compare_kpi(
-                kpi,
-                results,
-                base=base,
-                candidate=candidate,
-                floor=floor,
-                confidence=confidence,
-                seed=seed,
-            )
-            if comparison is not None:
-                raw.append(comparison)
-    tested = [i for i, c in enumerate(raw) if c.p_value is not None]
-    adjusted = holm([raw[i].p_value or 1.0 for i in tested])
-    kpis = list(raw)
-    for i, p_adj in zip(tested, adjusted, strict=True):
-        kpis[i] = _settle(raw[i], p_adj, alpha)
-
-    error_rows: list[ErrorRateRow] = []
-    efficiencies: list[MemoryEfficiency] = []
-    leaks: list[LeakFigure] = []
-    bottlenecks: list[Bottleneck] = []
-    latency: list[LatencyProfile] = []
-    sweeps: list[SweepCurve] = []
-    rss: list[RssSeries] = []
-    for (suite, case), results in by_case.items():
-        rates = [r for r in (error_rate(x) for x in results.values()) if r is not None]
-        if rates:
-            by = {r.coordinator: r for r in rates}
-            diff = (
-                by[candidate].rate_pct - by[base].rate_pct
-                if candidate in by and base in by
-                else None
-            )
-            note = "" if diff is not None else f"{base} or {candidate} not measured"
-            error_rows.append(
-                ErrorRateRow(
-                    suite=suite,
-                    case=case,
-                    faults=any(x.faults for x in results.values()),
-                    rates=tuple(rates),
-                    difference_pp=diff,
-                    note=note,
-                )
-            )
-        for result in results.values():
-            eff = memory_efficiency(result)
-            if eff is not None:
-                efficiencies.append(eff)
-            leak = leak_figure(result)
-            if leak is not None:
-                leaks.append(leak)
-            neck = bottleneck(result)
-            if neck is not None:
-                bottlenecks.append(neck)
-            p50, p95, p99 = (
-                result.measured(m) for m in ("latency_p50", "latency_p95", "latency_p99")
-            )
-            if p50 and p95 and p99:
-                latency.append(
-                    LatencyProfile(
-                        suite=suite,
-                        case=case,
-                        coordinator=result.coordinator,
-                        p50_s=_median(p50),
-                        p95_s=_median(p95),
-                        p99_s=_median(p99),
-                        n=min(len(p50), len(p95), len(p99)),
-                    )
-                )
-            if result.sweep_points and result.sweep_axis:
-                sweeps.append(
-                    SweepCurve(
-                        suite=suite,
-                        case=case,
-                        axis=result.sweep_axis,
-                        coordinator=result.coordinator,
-                        points=result.sweep_points,
-                        p99_bound_s=_float_or_none(result.params.get("crucible_sweep_p99_bound_s")),
-                    )
-                )
-            if result.rss_series:
-                rss.append(
-                    RssSeries(case=case, coordinator=result.coordinator, points=result.rss_series)
-                )
-
-    factors: list[ScalabilityFactor] = []
-    for c in kpis:
-        if c.suite != "scalability_testing" or c.kpi not in _CAPACITY_KPI.values():
-            continue
-        if c.scalability_factor is not None:
-            note = (
-                f"expected = reference's improvement over {base} "
-                f"({_fmt_pct(c.headroom_pct or 0.0)})"
-            )
-        elif c.verdict is KpiVerdict.MISSING:
-            note = c.note
-        elif c.headroom_pct is None:
-            note = f"not defined: {floor} not measured (or not testable) for this case"
-        elif c.headroom_p_value is None:
-            note = (
-                f"not defined: too few samples to test the {floor}'s headroom over {base} "
-                f"({_fmt_pct(c.headroom_pct)})"
-            )
-        else:
-            note = (
-                f"not defined: the {floor}'s headroom over {base} "
-                f"({_fmt_pct(c.headroom_pct)}, CI from {_fmt_pct(c.headroom_ci_low_pct or 0.0)}, "
-                f"p {c.headroom_p_value:.3g}) is not significantly above zero"
-            )
-        factors.append(
-            ScalabilityFactor(
-                suite=c.suite,
-                case=c.case,
-                kpi=c.kpi,
-                label=c.label,
-                actual_pct=c.improvement_pct,
-                expected_pct=c.headroom_pct,
-                factor=c.scalability_factor,
-                note=note,
-            )
-        )
+    by_case = _by_case(run)
+    raw = _compare_all(
+        by_case, base=base, candidate=candidate, floor=floor, confidence=confidence, seed=seed
+    )
+    kpis = settle(raw, alpha)
+    figures = _case_figures(by_case, base=base, candidate=candidate)
+    factors = scalability_factors(kpis, base=base, floor=floor)
     missing = list(run.missing)
     if "scalability_testing" in run.suites and not factors:
         missing.append(
             Missing(what="scalability factor", detail="no sweep capacity figure in the results")
         )
-    shown = [c for c in (base, candidate, floor) if c in run.coordinators] + [
-        c for c in run.coordinators if c not in (base, candidate, floor)
-    ]
-    ratings = _ratings(run, shown or [base, candidate, floor])
-    strengths, weaknesses = _findings(kpis, ratings, leaks, candidate, base)
-    recommendations = _recommendations(
-        kpis, ratings, leaks, bottlenecks, factors, error_rows, missing, candidate, base
+    shown = _shown(run.coordinators, (base, candidate, floor))
+    rated = ratings(run, shown or [base, candidate, floor])
+    advice = recommendations(
+        kpis,
+        rated,
+        figures.leaks,
+        figures.bottlenecks,
+        factors,
+        figures.error_rows,
+        missing,
+        candidate,
+        base,
     )
     return Analysis(
         source=run.source,
@@ -1653,20 +175,98 @@ def analyze(
         coordinators=tuple(shown),
         missing=tuple(missing),
         kpis=tuple(kpis),
-        error_rates=tuple(error_rows),
-        memory_efficiency=tuple(efficiencies),
-        leaks=tuple(leaks),
+        error_rates=tuple(figures.error_rows),
+        memory_efficiency=tuple(figures.efficiencies),
+        leaks=tuple(figures.leaks),
         scalability=tuple(factors),
-        bottlenecks=tuple(bottlenecks),
-        ratings=tuple(ratings),
-        strengths=tuple(strengths),
-        weaknesses=tuple(weaknesses),
-        recommendations=tuple(recommendations),
-        target=tuple(_target(kpis, error_rows)),
-        latency=tuple(latency),
-        sweeps=tuple(sweeps),
-        rss=tuple(rss),
+        bottlenecks=tuple(figures.bottlenecks),
+        ratings=tuple(rated),
+        strengths=tuple(strengths(kpis, rated, candidate, base)),
+        weaknesses=tuple(weaknesses(kpis, rated, figures.leaks, candidate, base)),
+        recommendations=tuple(advice),
+        target=tuple(target(kpis, figures.error_rows)),
+        latency=tuple(figures.latency),
+        sweeps=tuple(figures.sweeps),
+        rss=tuple(figures.rss),
     )
+
+
+def _by_case(run: RunData) -> dict[tuple[str, str], dict[str, CaseResult]]:
+    """(suite, case) -> coordinator -> its result, in the run's order."""
+    by_case: dict[tuple[str, str], dict[str, CaseResult]] = {}
+    for result in run.cases:
+        by_case.setdefault((result.suite, result.case), {})[result.coordinator] = result
+    return by_case
+
+
+def _compare_all(
+    by_case: Mapping[tuple[str, str], Mapping[str, CaseResult]],
+    *,
+    base: str,
+    candidate: str,
+    floor: str,
+    confidence: float,
+    seed: int,
+) -> list[KpiComparison]:
+    """Every KPI that applies to every case, before the correction across them."""
+    out: list[KpiComparison] = []
+    for results in by_case.values():
+        for kpi in KPIS:
+            comparison = compare_kpi(
+                kpi,
+                results,
+                base=base,
+                candidate=candidate,
+                floor=floor,
+                confidence=confidence,
+                seed=seed,
+            )
+            if comparison is not None:
+                out.append(comparison)
+    return out
+
+
+def _shown(coordinators: Sequence[str], compared: Sequence[str]) -> list[str]:
+    """The run's coordinators, those compared (base, candidate, floor) first."""
+    return [c for c in compared if c in coordinators] + [
+        c for c in coordinators if c not in compared
+    ]
+
+
+@dataclass(slots=True)
+class _CaseFigures:
+    """The per-case and per-coordinator figures, gathered in one pass over the cases."""
+
+    error_rows: list[ErrorRateRow] = field(default_factory=list)
+    efficiencies: list[MemoryEfficiency] = field(default_factory=list)
+    leaks: list[LeakFigure] = field(default_factory=list)
+    bottlenecks: list[Bottleneck] = field(default_factory=list)
+    latency: list[LatencyProfile] = field(default_factory=list)
+    sweeps: list[SweepCurve] = field(default_factory=list)
+    rss: list[RssSeries] = field(default_factory=list)
+
+
+def _case_figures(
+    by_case: Mapping[tuple[str, str], Mapping[str, CaseResult]], *, base: str, candidate: str
+) -> _CaseFigures:
+    out = _CaseFigures()
+    for (suite, case), results in by_case.items():
+        row = error_rate_row(suite, case, results, base=base, candidate=candidate)
+        if row is not None:
+            out.error_rows.append(row)
+        for result in results.values():
+            _add(out.efficiencies, memory_efficiency(result))
+            _add(out.leaks, leak_figure(result))
+            _add(out.bottlenecks, bottleneck(result))
+            _add(out.latency, latency_profile(result))
+            _add(out.sweeps, sweep_curve(result))
+            _add(out.rss, rss_series(result))
+    return out
+
+
+def _add(items: list[_T], item: _T | None) -> None:
+    if item is not None:
+        items.append(item)
 
 
 def analyze_run_dir(
@@ -1676,5 +276,6 @@ def analyze_run_dir(
     pyperf_files: Sequence[str | Path] | None = None,
     **options: Any,
 ) -> Analysis:
-    """:func:`load_run` then :func:`analyze` (keyword options as for :func:`analyze`)."""
+    """:func:`~perf.measure.results.load_run` then :func:`analyze` (keyword options as for
+    :func:`analyze`)."""
     return analyze(load_run(run_dir, summaries=summaries, pyperf_files=pyperf_files), **options)

@@ -2,7 +2,7 @@
 
 Every chart is a standalone ``<svg>`` element (no scripts, no external references) whose
 text is XML-escaped here, so it can be embedded in an autoescaped page as trusted markup.
-``format_value`` is shared with the reports so that a figure reads the same everywhere.
+Figures are formatted by :mod:`perf.report.format`, as in the reports' text.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
+from perf.report.format import format_value
+
 __all__ = [
     "LatencyRow",
     "RatioRow",
     "Series",
     "color_for",
-    "format_value",
     "latency_chart",
     "line_chart",
     "nice_ticks",
@@ -35,45 +36,6 @@ def color_for(name: str, index: int = 0) -> str:
     """The colour of a coordinator (fixed for data, core and reference) or of series
     ``index`` otherwise."""
     return _PALETTE.get(name, _CYCLE[index % len(_CYCLE)])
-
-
-def _sig(value: float, digits: int = 3) -> str:
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    magnitude = math.floor(math.log10(abs(value)))
-    decimals = max(digits - 1 - magnitude, 0)
-    return f"{value:,.{decimals}f}"
-
-
-def format_value(value: float | None, unit: str) -> str:
-    """A figure with its unit, for people: ``unit`` is "s" (seconds), "bytes", "eps"
-    (events per second), "pct", "count", "ratio" or anything else (plain number).
-    None reads "n/a"."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    size = abs(value)
-    if unit == "s":
-        if size == 0:
-            return "0 s"
-        if size < 1e-3:
-            return f"{_sig(value * 1e6)} µs"
-        if size < 1:
-            return f"{_sig(value * 1e3)} ms"
-        return f"{_sig(value)} s"
-    if unit == "bytes":
-        for factor, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-            if size >= factor:
-                return f"{_sig(value / factor)} {name}"
-        return f"{value:,.0f} B"
-    if unit == "eps":
-        return f"{value:,.0f} events/s" if size >= 100 else f"{_sig(value)} events/s"
-    if unit == "pct":
-        return f"{value:.2f} %" if size < 10 else f"{value:.1f} %"
-    if unit == "count":
-        return f"{value:,.0f}" if float(value).is_integer() or size >= 100 else _sig(value)
-    if unit == "ratio":
-        return f"{value:.4f}"
-    return _sig(value, 4)
 
 
 def _compact(value: float) -> str:
@@ -397,6 +359,11 @@ class Series:
     markers: bool = True
 
 
+# The line chart's canvas: pixels of the plot's edges.
+_LINE_WIDTH, _LINE_HEIGHT = 560, 330
+_LEFT, _RIGHT, _TOP, _BOTTOM = 84, _LINE_WIDTH - 16, 54, _LINE_HEIGHT - 46
+
+
 def line_chart(
     series: Sequence[Series],
     *,
@@ -417,8 +384,6 @@ def line_chart(
     drawn = [s for s in series if s.points]
     if not drawn:
         return _empty(title)
-    width, height = 560, 330
-    left, right, top, bottom = 84, 16, 54, height - 46
     xs = [p[0] for s in drawn for p in s.points]
     ys = [p[1] for s in drawn for p in s.points] + [v for v, _ in hlines]
     if diagonal:
@@ -427,65 +392,93 @@ def line_chart(
     y_lo, y_hi = _domain(ys, log_y)
     if y_zero and not log_y and y_lo > 0 and min(ys) >= 0:
         y_lo = 0.0
-    x = _Axis(x_lo, x_hi, left, width - right, log=log_x, unit=x_unit)
-    y = _Axis(y_lo, y_hi, bottom, top, log=log_y, unit=y_unit)
-    parts = _open(width, height, title)
-    for tick in x.ticks():
-        px = x(tick)
-        parts.append(f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{bottom}" stroke="#eee"/>')
-        parts.append(_text(px, bottom + 14, _tick_label(tick, x_unit), anchor="middle", size=10))
-    for tick in y.ticks():
-        py = y(tick)
-        parts.append(
-            f'<line x1="{left}" y1="{py:.1f}" x2="{width - right}" y2="{py:.1f}" stroke="#eee"/>'
-        )
-        parts.append(_text(left - 4, py + 3, _tick_label(tick, y_unit), anchor="end", size=10))
-    parts.append(
-        f'<rect x="{left}" y="{top}" width="{width - right - left}" height="{bottom - top}" '
-        'fill="none" stroke="#999"/>'
-    )
-    parts.append(_text((left + width - right) / 2, height - 18, x_label, anchor="middle"))
-    parts.append(
-        f'<text x="12" y="{(top + bottom) / 2:.1f}" font-size="11" text-anchor="middle" '
-        f'transform="rotate(-90 12 {(top + bottom) / 2:.1f})">{escape(y_label)}</text>'
-    )
+    x = _Axis(x_lo, x_hi, _LEFT, _RIGHT, log=log_x, unit=x_unit)
+    y = _Axis(y_lo, y_hi, _BOTTOM, _TOP, log=log_y, unit=y_unit)
+    parts = _open(_LINE_WIDTH, _LINE_HEIGHT, title)
+    parts += _line_frame(x, y, x_label, y_label)
     if diagonal:
-        lo, hi = max(x_lo, y_lo), min(x_hi, y_hi)
-        if hi > lo:
-            parts.append(
-                f'<line x1="{x(lo):.1f}" y1="{y(lo):.1f}" x2="{x(hi):.1f}" y2="{y(hi):.1f}" '
-                'stroke="#999" stroke-dasharray="4,3"/>'
-            )
-    for value, label in hlines:
-        py = y(value)
-        parts.append(
-            f'<line x1="{left}" y1="{py:.1f}" x2="{width - right}" y2="{py:.1f}" '
-            'stroke="#c62828" stroke-dasharray="5,3"/>'
-        )
-        parts.append(
-            _text(width - right - 4, py - 4, label, anchor="end", size=10, extra=' fill="#c62828"')
-        )
-    legend_x = left + 6
+        parts += _diagonal(x, y)
+    parts += _hlines(y, hlines)
+    legend_x = _LEFT + 6
     for i, s in enumerate(drawn):
-        c = color_for(s.name, i)
-        ordered = sorted(range(len(s.points)), key=lambda k: s.points[k][0])
-        path = " ".join(
-            f"{'M' if n == 0 else 'L'}{x(s.points[k][0]):.1f},{y(s.points[k][1]):.1f}"
-            for n, k in enumerate(ordered)
-        )
-        parts.append(f"<g><title>{escape(s.name)}</title>")
-        parts.append(f'<path d="{path}" fill="none" stroke="{c}" stroke-width="2"/>')
-        if s.markers:
-            for k, (px, py) in enumerate(s.points):
-                hollow = k < len(s.hollow) and s.hollow[k]
-                fill = "#fff" if hollow else c
-                parts.append(
-                    f'<circle cx="{x(px):.1f}" cy="{y(py):.1f}" r="3" fill="{fill}" '
-                    f'stroke="{c}" stroke-width="1.5"/>'
-                )
-        parts.append("</g>")
-        parts.append(f'<rect x="{legend_x}" y="{top - 24}" width="10" height="10" fill="{c}"/>')
-        parts.append(_text(legend_x + 14, top - 15, s.name, size=10))
+        parts += _line(s, color_for(s.name, i), x, y, legend_x)
         legend_x += 22 + 7 * len(s.name)
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _line_frame(x: _Axis, y: _Axis, x_label: str, y_label: str) -> list[str]:
+    """Grid lines, tick labels, the plot's border and the axis titles."""
+    parts = []
+    for tick in x.ticks():
+        px = x(tick)
+        parts.append(
+            f'<line x1="{px:.1f}" y1="{_TOP}" x2="{px:.1f}" y2="{_BOTTOM}" stroke="#eee"/>'
+        )
+        parts.append(_text(px, _BOTTOM + 14, _tick_label(tick, x.unit), anchor="middle", size=10))
+    for tick in y.ticks():
+        py = y(tick)
+        parts.append(
+            f'<line x1="{_LEFT}" y1="{py:.1f}" x2="{_RIGHT}" y2="{py:.1f}" stroke="#eee"/>'
+        )
+        parts.append(_text(_LEFT - 4, py + 3, _tick_label(tick, y.unit), anchor="end", size=10))
+    parts.append(
+        f'<rect x="{_LEFT}" y="{_TOP}" width="{_RIGHT - _LEFT}" height="{_BOTTOM - _TOP}" '
+        'fill="none" stroke="#999"/>'
+    )
+    parts.append(_text((_LEFT + _RIGHT) / 2, _LINE_HEIGHT - 18, x_label, anchor="middle"))
+    parts.append(
+        f'<text x="12" y="{(_TOP + _BOTTOM) / 2:.1f}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {(_TOP + _BOTTOM) / 2:.1f})">{escape(y_label)}</text>'
+    )
+    return parts
+
+
+def _diagonal(x: _Axis, y: _Axis) -> list[str]:
+    """y = x where the two axes' ranges overlap."""
+    lo, hi = max(x.low, y.low), min(x.high, y.high)
+    if hi <= lo:
+        return []
+    return [
+        f'<line x1="{x(lo):.1f}" y1="{y(lo):.1f}" x2="{x(hi):.1f}" y2="{y(hi):.1f}" '
+        'stroke="#999" stroke-dasharray="4,3"/>'
+    ]
+
+
+def _hlines(y: _Axis, hlines: Sequence[tuple[float, str]]) -> list[str]:
+    parts = []
+    for value, label in hlines:
+        py = y(value)
+        parts.append(
+            f'<line x1="{_LEFT}" y1="{py:.1f}" x2="{_RIGHT}" y2="{py:.1f}" '
+            'stroke="#c62828" stroke-dasharray="5,3"/>'
+        )
+        parts.append(
+            _text(_RIGHT - 4, py - 4, label, anchor="end", size=10, extra=' fill="#c62828"')
+        )
+    return parts
+
+
+def _line(s: Series, c: str, x: _Axis, y: _Axis, legend_x: int) -> list[str]:
+    """One series: its path in x order, its markers, and its legend entry."""
+    ordered = sorted(range(len(s.points)), key=lambda k: s.points[k][0])
+    path = " ".join(
+        f"{'M' if n == 0 else 'L'}{x(s.points[k][0]):.1f},{y(s.points[k][1]):.1f}"
+        for n, k in enumerate(ordered)
+    )
+    parts = [
+        f"<g><title>{escape(s.name)}</title>",
+        f'<path d="{path}" fill="none" stroke="{c}" stroke-width="2"/>',
+    ]
+    if s.markers:
+        for k, (px, py) in enumerate(s.points):
+            hollow = k < len(s.hollow) and s.hollow[k]
+            fill = "#fff" if hollow else c
+            parts.append(
+                f'<circle cx="{x(px):.1f}" cy="{y(py):.1f}" r="3" fill="{fill}" '
+                f'stroke="{c}" stroke-width="1.5"/>'
+            )
+    parts.append("</g>")
+    parts.append(f'<rect x="{legend_x}" y="{_TOP - 24}" width="10" height="10" fill="{c}"/>')
+    parts.append(_text(legend_x + 14, _TOP - 15, s.name, size=10))
+    return parts
