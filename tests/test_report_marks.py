@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from perf.decide.verdict import Verdict
-from perf.report.render import build_report, render_html
-from tests.test_report import comp, outcome
+from perf.report.render import render_html
+from perf.report.view import build_report
+from tests.report_fixtures import comp, outcome
 
 # Pictographs that need an emoji font (headless Chromium without one shows a box).
 EMOJI = re.compile("[\u2705\u274c\u26d4\ufe0f\U0001f300-\U0001faff]")
