@@ -15,6 +15,7 @@ import contextlib
 import functools
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from enum import Enum
@@ -73,17 +74,25 @@ _MD_SPECIAL = str.maketrans(
         "[": "\\[",
         "]": "\\]",
         "*": "\\*",
+        "_": "\\_",
+        "~": "\\~",
         "`": "\\`",
         "#": "\\#",
+        # An entity shows "@" but is no mention: report text never pings a person or team.
+        "@": "&#64;",
         "\n": " ",
         "\r": " ",
     }
 )
+# GitHub links bare addresses; an entity in the scheme's colon or after "www" stops that.
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto)(:)|\b(www)(\.)")
 
 
 def _f_md(value: object) -> str:
-    """Text safe in a markdown table cell or line: no table breaks, no HTML, no links."""
-    return str(value).translate(_MD_SPECIAL)
+    """Text safe in a markdown table cell or line: no table breaks, no HTML, no links, no
+    emphasis, no mentions of people or teams (``@name``), no autolinked addresses."""
+    text = str(value).translate(_MD_SPECIAL)
+    return _AUTOLINK.sub(lambda m: f"{m[1]}&#58;" if m[1] else f"{m[3]}&#46;", text)
 
 
 def _f_mdcode(value: object) -> str:
