@@ -19,11 +19,17 @@ from dataclasses import dataclass
 
 import psutil
 
-from crucible._loader import load_coordinator
-from crucible._measure import RssSampler, RunSpec, measure, publish_unpaced
-from crucible._protocol import Coordinator
-from crucible._workload import build_services, generate_events
 from perf.workload.cases import LeakSpec
+from perf.workload.library import (
+    Coordinator,
+    RssSampler,
+    RunSpec,
+    build_services,
+    generate_events,
+    load_coordinator,
+    measure,
+    publish_unpaced,
+)
 from perf.workload.metrics import AccountingError, SampleValues, traced_sample
 
 __all__ = [
@@ -34,8 +40,6 @@ __all__ = [
     "leak_slopes",
     "traced_workload",
 ]
-
-# As in crucible._measure: an unpaced publisher yields to the loop every this many events.
 
 
 def traced_workload(spec: RunSpec) -> SampleValues:

@@ -42,9 +42,6 @@ from typing import Any
 import pyperf
 
 import crucible
-from crucible._loader import resolve_factory
-from crucible._measure import RunResult, RunSpec, measure
-from crucible._protocol import CoordinatorError
 from perf.files import write_json
 from perf.measure.memory import leak_record, leak_run, leak_sample, leak_slopes, traced_workload
 from perf.measure.meta import default_affinity, git_state, load_average, machine_info
@@ -57,6 +54,13 @@ from perf.workload.cases import (
     Kind,
     select_cases,
     settings_for,
+)
+from perf.workload.library import (
+    CoordinatorError,
+    RunResult,
+    RunSpec,
+    measure,
+    resolve_factory,
 )
 from perf.workload.metrics import (
     METRICS,
