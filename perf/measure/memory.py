@@ -193,8 +193,8 @@ def leak_run(coordinator: str, spec: RunSpec, leak: LeakSpec) -> LeakResult:
 
 def _slope_per_1k(events: Sequence[int], values: Sequence[float]) -> tuple[float, float, float]:
     """OLS slope of ``values`` per 1,000 events with its 95 % t interval
-    (``perf.decide.stats.linear_slope_ci``: scipy linregress, t with n - 2 degrees of freedom)."""
-    from perf.decide.stats import linear_slope_ci  # scipy: imported only where a slope is needed
+    (``perf.workload.slope.linear_slope_ci``: scipy linregress, t with n - 2 degrees of freedom)."""
+    from perf.workload.slope import linear_slope_ci  # scipy: imported only where a slope is needed
 
     estimate = linear_slope_ci([e / 1000 for e in events], list(values), 0.95)
     return estimate.slope, estimate.ci_low, estimate.ci_high
