@@ -1,11 +1,12 @@
 """The crucible names perf uses, from the tree being measured.
 
-In PR mode the gate measures the base commit with the head's harness: a worker
-(``perf.measure.sample``), a pyperf suite script or the profile target runs with the
-measured tree's ``crucible`` first on ``sys.path``, and that tree may be older than
-crucible's public modules (``crucible.measure``, ``crucible.workload``, ``crucible.loader``).
-So perf imports crucible's names from here, and only here: the public modules when the tree
-has them, else the private modules the same names lived in before.
+In PR mode the gate measures the base commit with the head's harness: its worker
+(``perf.measure.sample``) runs with the measured tree's ``crucible`` first on ``sys.path``,
+and that tree may be older than crucible's public modules (``crucible.measure``,
+``crucible.workload``, ``crucible.loader``). So perf imports crucible's names from here,
+and only here: the public modules when the tree has them, else the private modules the same
+names lived in before. (The profile target, run by path in the profiled tree, cannot import
+perf and makes the same choice itself: ``perf/profiling/target.py``.)
 
 Import this module where ``crucible`` may be imported: a worker that puts a tree on
 ``sys.path`` first imports it only after that (lazily, inside a function). The daemon's
