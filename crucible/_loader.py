@@ -14,6 +14,7 @@ __all__ = [
     "DAEMON_COORDINATORS",
     "ENTRY_POINT_GROUP",
     "load_coordinator",
+    "resolve_factory",
 ]
 
 ENTRY_POINT_GROUP = "crucible.coordinators"

@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from crucible._events import Category, Event, Kind, Priority, Source, SourceType, payload_size
 from crucible._protocol import ROLES
@@ -565,6 +565,9 @@ def _record(category: Category, kind: Kind, rng: random.Random, i: int) -> dict[
     }
 
 
+_T = TypeVar("_T")
+
+
 def _cumulative(weights: Sequence[float]) -> list[float]:
     out: list[float] = []
     total = 0.0
@@ -572,6 +575,14 @@ def _cumulative(weights: Sequence[float]) -> list[float]:
         total += w
         out.append(total)
     return out
+
+
+def _weighted(pairs: Sequence[tuple[_T, float]]) -> tuple[list[_T], list[float], float, int]:
+    """A weighted choice as ``generate_events`` draws it: the values, their cumulative
+    weights, the total and the last index (``bisect`` of ``rand() * total`` over the
+    cumulative weights, at most the last index, picks a value)."""
+    cumulative = _cumulative([w for _, w in pairs])
+    return [v for v, _ in pairs], cumulative, cumulative[-1], len(cumulative) - 1
 
 
 def generate_events(
@@ -600,28 +611,21 @@ def generate_events(
         raise ValueError(f"count must be an integer >= 0, not {n!r}")
     stamp = time.time() if created_at is None else float(created_at)
 
+    # One generator for every draw, in a fixed order per event (category, kind, source,
+    # priority, payload slot, structured or not, the record's fields): the stream of a seed
+    # depends on that order. The draws stay inline, as locals: they run for every event of
+    # streams up to the stress scenario's 100,000.
     rng = random.Random(seed)
     rand = rng.random
+    categories, cat_cum, cat_total, cat_hi = _weighted(
+        [(c, w) for c, w in scenario.mix.items() if w > 0]
+    )
+    priorities, prio_cum, prio_total, prio_hi = _weighted(PRIORITY_WEIGHTS)
+    kinds = {c: _weighted(KIND_WEIGHTS[c])[:2] for c in categories}
     payloads = _Payloads(*scenario.payload_bytes, seed)
-    blobs, sizes = payloads.blobs, payloads.sizes
-    n_pool = len(sizes)
+    blobs, sizes, n_pool = payloads.blobs, payloads.sizes, len(payloads.sizes)
     structured_share = scenario.structured_share
-
-    mix = [(c, w) for c, w in scenario.mix.items() if w > 0]
-    categories = [c for c, _ in mix]
-    cat_cum = _cumulative([w for _, w in mix])
-    cat_total, cat_hi = cat_cum[-1], len(cat_cum) - 1
-    kinds: dict[Category, tuple[list[Kind], list[float]]] = {
-        c: ([k for k, _ in KIND_WEIGHTS[c]], _cumulative([w for _, w in KIND_WEIGHTS[c]]))
-        for c in categories
-    }
-    priorities = [p for p, _ in PRIORITY_WEIGHTS]
-    prio_cum = _cumulative([w for _, w in PRIORITY_WEIGHTS])
-    prio_total, prio_hi = prio_cum[-1], len(prio_cum) - 1
-    chain_rules = _CHAIN_RULES
-    # chain name -> [correlation id, id of the last member, members so far]
-    chains: dict[str, list[Any]] = {}
-
+    chain_rules, chains = _CHAIN_RULES, _Chains()
     prefix = f"{scenario.name}-{seed}-"
     events: list[Event] = []
     append = events.append
@@ -642,22 +646,10 @@ def generate_events(
         else:
             payload = blobs[slot]
             size = sizes[slot]
-
         correlation_id = causation_id = None
         rule = chain_rules.get(kind)
         if rule is not None:
-            name, role = rule
-            chain = chains.get(name)
-            if role == "open":
-                chains[name] = [event_id, event_id, 1]
-                correlation_id = event_id
-            elif chain is not None:
-                correlation_id, causation_id = chain[0], chain[1]
-                chain[1] = event_id
-                chain[2] += 1
-                if role == "close" or chain[2] >= MAX_CHAIN_EVENTS:
-                    del chains[name]
-
+            correlation_id, causation_id = chains.link(rule, event_id)
         append(
             Event(
                 id=event_id,
@@ -672,6 +664,32 @@ def generate_events(
             )
         )
     return events
+
+
+class _Chains:
+    """The correlation chains open so far (``_CHAIN_RULES``, ``MAX_CHAIN_EVENTS``)."""
+
+    def __init__(self) -> None:
+        # chain name -> [correlation id, id of the last member, members so far]
+        self.open: dict[str, list[Any]] = {}
+
+    def link(self, rule: tuple[str, str], event_id: str) -> tuple[str | None, str | None]:
+        """The correlation and causation ids of the next event, whose kind has ``rule``
+        (chain name, role): it opens its chain, joins the open one (closing it at its last
+        kind or at the length limit), or, when its chain is not open, belongs to none."""
+        name, role = rule
+        chain = self.open.get(name)
+        if role == "open":
+            self.open[name] = [event_id, event_id, 1]
+            return event_id, None
+        if chain is None:
+            return None, None
+        correlation_id, causation_id = chain[0], chain[1]
+        chain[1] = event_id
+        chain[2] += 1
+        if role == "close" or chain[2] >= MAX_CHAIN_EVENTS:
+            del self.open[name]
+        return correlation_id, causation_id
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,10 +26,8 @@ if TYPE_CHECKING:
         CIMethod,
         RatioEstimate,
         Significance,
-        SlopeEstimate,
         benjamini_hochberg,
         holm,
-        linear_slope_ci,
         min_detectable_change_pct,
         noise_floor_pct,
         paired_ratios,
@@ -57,6 +55,7 @@ if TYPE_CHECKING:
         ResultError,
         exit_code,
     )
+    from perf.workload.slope import SlopeEstimate, linear_slope_ci
 
 _EXPORTS: dict[str, str] = {
     "BaselineError": "perf.errors",
@@ -80,10 +79,10 @@ _EXPORTS: dict[str, str] = {
     "CIMethod": "perf.decide.stats",
     "RatioEstimate": "perf.decide.stats",
     "Significance": "perf.decide.stats",
-    "SlopeEstimate": "perf.decide.stats",
+    "SlopeEstimate": "perf.workload.slope",
     "benjamini_hochberg": "perf.decide.stats",
     "holm": "perf.decide.stats",
-    "linear_slope_ci": "perf.decide.stats",
+    "linear_slope_ci": "perf.workload.slope",
     "min_detectable_change_pct": "perf.decide.stats",
     "noise_floor_pct": "perf.decide.stats",
     "paired_ratios": "perf.decide.stats",

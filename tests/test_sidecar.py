@@ -12,6 +12,7 @@ from perf.measure.sidecar import (
     SUMMARY_SCHEMA_VERSION,
     Recorder,
     build_summary,
+    main,
     merge_samples,
     metric_runs,
     read_samples,
@@ -149,3 +150,32 @@ def test_build_summary_appends_and_refuses_other_versions() -> None:
     assert [s["invocation"] for s in again["benchmarks"][CASE.name]["samples"]] == [0, 1]
     with pytest.raises(ValueError, match="schema_version"):
         build_summary("x", [CASE], [], {}, {**doc, "schema_version": 99})
+
+
+@pytest.fixture
+def fresh_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main makes a pyperf Runner, of which pyperf allows one per process."""
+    monkeypatch.setattr(pyperf.Runner, "_created", set())
+
+
+@pytest.mark.usefixtures("fresh_runner")
+def test_main_lists_the_selected_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--set", "quick", "--coordinator", "data", "--case", "light", "--list"]
+    assert main("daemon_performance", argv) == 0
+    assert capsys.readouterr().out == f"{CASE.name}: {', '.join(CASE.definition.metrics)}\n"
+
+
+@pytest.mark.usefixtures("fresh_runner")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--case", "no_such_case"], "no_such_case"),
+        (["--worker", "-l", "1", "--case", "light"], "a worker needs --sidecar"),
+    ],
+)
+def test_main_refuses_with_status_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main("daemon_performance", ["--set", "quick", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("daemon_performance: ") and message in err

@@ -14,7 +14,6 @@ from perf.decide.stats import (
     RatioEstimate,
     benjamini_hochberg,
     holm,
-    linear_slope_ci,
     min_detectable_change_pct,
     noise_floor_pct,
     paired_ratios,
@@ -23,6 +22,7 @@ from perf.decide.stats import (
     ratio_ci_unpaired,
     unpaired_test,
 )
+from perf.workload.slope import linear_slope_ci
 
 # --- paired_ratios -------------------------------------------------------------------------
 

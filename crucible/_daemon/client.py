@@ -41,7 +41,7 @@ import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from crucible._daemon.codec import (
     CACHE_EVENT_BYTES,
@@ -84,6 +84,9 @@ from crucible._daemon.protocol import (
 )
 from crucible._events import Event, Rejected, RejectReason
 from crucible._protocol import Service, Stats
+
+if TYPE_CHECKING:
+    from crucible._daemon.server import DaemonServer
 
 __all__ = [
     "AdminClient",
@@ -246,6 +249,8 @@ class _Endpoint:
     """What the three clients share: connecting with backoff, the current link."""
 
     role: ClassVar[str] = ""
+    # Set by connect_in_memory: connections go to this server through memory.
+    _memory_server: DaemonServer | None = None
 
     def __init__(
         self,
@@ -326,10 +331,21 @@ class _Endpoint:
         self.daemon_pid = pid if isinstance(pid, int) else None
         return link
 
+    async def connect_in_memory(self, server: DaemonServer) -> None:
+        """Connect, instead of ``connect()``, to ``server`` (in this event loop, started with
+        ``start_in_memory()``) through memory rather than its socket
+        (``crucible._daemon.memory``); reconnections go there too. The frames and
+        everything done with them are as over the socket."""
+        self._memory_server = server
+        await self.connect()
+
     async def _open_transport(self) -> _Link:
-        """A new connection to the daemon's socket, before the handshake. (The benchmark
-        of the daemon's path in one process, ``perf.tools.daemon_pipeline``, connects through
-        memory instead.)"""
+        """A new connection to the daemon's socket (or, after ``connect_in_memory``, to its
+        server through memory), before the handshake."""
+        if self._memory_server is not None:
+            from crucible._daemon.memory import open_in_memory  # it imports this module
+
+            return open_in_memory(self, self._memory_server)
         loop = asyncio.get_running_loop()
         _, link = await loop.create_unix_connection(lambda: _Link(self), self.path)
         return link

@@ -374,8 +374,8 @@ class DaemonServer:
         _log.info("listening on %s (pid %d)", self.path, os.getpid())
 
     async def start_in_memory(self) -> None:
-        """Start the core but no socket: connections are made by hand, as
-        ``perf.tools.daemon_pipeline`` does over memory."""
+        """Start the core but no socket: clients connect through memory, with
+        ``connect_in_memory(server)`` (``crucible._daemon.memory``)."""
         self._loop = asyncio.get_running_loop()
         self._done = self._loop.create_future()
         await self.core.start()

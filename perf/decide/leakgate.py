@@ -20,7 +20,7 @@ Leak check (:func:`leak_check`): "any steady growth beyond a small stated allowa
 ``DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT`` bytes per published event, from two figures:
 
 1. growth: the least-squares slope of attributable retained bytes over events published,
-   after the warm-up batches, with its t interval (:func:`perf.decide.stats.linear_slope_ci`).
+   after the warm-up batches, with its t interval (:func:`perf.workload.slope.linear_slope_ci`).
    Bounded caches grow too while a run is short (CrucibleCore remembers every event id
    for its 120 s de-duplication window: about 100 bytes per event here), so growth is
    judged against a reference: the base's slope measured in the same run, or a stored
@@ -45,9 +45,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from perf.decide.stats import DEFAULT_CONFIDENCE, SlopeEstimate, linear_slope_ci
+from perf.decide.stats import DEFAULT_CONFIDENCE
 from perf.decide.verdict import Verdict
 from perf.profiling.profiles import MemoryStats, SettleSeries, StackGrowth
+from perf.workload.slope import SlopeEstimate, linear_slope_ci
 
 __all__ = [
     "DEFAULT_LEAK_ALLOWANCE_BYTES_PER_EVENT",

@@ -19,11 +19,17 @@ from dataclasses import dataclass
 
 import psutil
 
-from crucible._loader import load_coordinator
-from crucible._measure import RssSampler, RunSpec, measure, publish_unpaced
-from crucible._protocol import Coordinator
-from crucible._workload import build_services, generate_events
 from perf.workload.cases import LeakSpec
+from perf.workload.library import (
+    Coordinator,
+    RssSampler,
+    RunSpec,
+    build_services,
+    generate_events,
+    load_coordinator,
+    measure,
+    publish_unpaced,
+)
 from perf.workload.metrics import AccountingError, SampleValues, traced_sample
 
 __all__ = [
@@ -34,8 +40,6 @@ __all__ = [
     "leak_slopes",
     "traced_workload",
 ]
-
-# As in crucible._measure: an unpaced publisher yields to the loop every this many events.
 
 
 def traced_workload(spec: RunSpec) -> SampleValues:
@@ -189,8 +193,8 @@ def leak_run(coordinator: str, spec: RunSpec, leak: LeakSpec) -> LeakResult:
 
 def _slope_per_1k(events: Sequence[int], values: Sequence[float]) -> tuple[float, float, float]:
     """OLS slope of ``values`` per 1,000 events with its 95 % t interval
-    (``perf.decide.stats.linear_slope_ci``: scipy linregress, t with n - 2 degrees of freedom)."""
-    from perf.decide.stats import linear_slope_ci  # scipy: imported only where a slope is needed
+    (``perf.workload.slope.linear_slope_ci``: scipy linregress, t with n - 2 degrees of freedom)."""
+    from perf.workload.slope import linear_slope_ci  # scipy: imported only where a slope is needed
 
     estimate = linear_slope_ci([e / 1000 for e in events], list(values), 0.95)
     return estimate.slope, estimate.ci_low, estimate.ci_high

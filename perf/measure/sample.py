@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from crucible._measure import RunResult, RunSpec
     from perf.workload.cases import Case
+    from perf.workload.library import RunResult, RunSpec
 
 __all__ = ["SAMPLE_SCHEMA_VERSION", "main", "measure_case", "serve"]
 
@@ -44,7 +44,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def _workloads(spec: RunSpec, loops: int) -> list[RunResult]:
-    from crucible._measure import measure
+    from perf.workload.library import measure
 
     return [await measure(spec) for _ in range(loops)]
 
@@ -81,10 +81,9 @@ def _setup(plan: dict[str, Any]) -> tuple[dict[str, Any], list[Case]]:
     first-use caches out of the first case's figures). A crashed warm-up returns an error
     hello naming the coordinator's benchmark label, and no cases."""
     import crucible
-    from crucible._measure import RunSpec
-    from crucible._workload import get_scenario
     from perf.workload.calibration import CALIBRATION_VERSION, calibrate
     from perf.workload.cases import Case, case_definitions, coordinator_label
+    from perf.workload.library import RunSpec, get_scenario
 
     definitions = {
         (d.suite, d.name): d

@@ -2,7 +2,7 @@
 
 A sweep raises one axis (the offered rate, the number of services, or the payload size)
 by a factor per step. Each step is an open-loop steady workload measured by
-``crucible._measure.measure``; a step *passes* while its p99 latency, and the publisher's
+``crucible.measure.measure``; a step *passes* while its p99 latency, and the publisher's
 p99 lateness against its schedule, stay within the bound and its error rate within the
 limit. A failing step is measured once more and fails only if it fails again (a single
 stall of a shared machine must not end a sweep). After the first failing step, bisection
@@ -30,9 +30,8 @@ from dataclasses import dataclass, replace
 
 import psutil
 
-from crucible._measure import RunResult, RunSpec, measure
-from crucible._workload import centered_range
 from perf.workload.cases import CaseDef, SweepSpec
+from perf.workload.library import RunResult, RunSpec, centered_range, measure
 from perf.workload.metrics import SampleValues, check_accounting
 
 __all__ = [

@@ -35,28 +35,26 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pyperf
 
 import crucible
-from crucible._loader import resolve_factory
-from crucible._measure import RunResult, RunSpec, measure
-from crucible._protocol import CoordinatorError
 from perf.files import write_json
 from perf.measure.memory import leak_record, leak_run, leak_sample, leak_slopes, traced_workload
-from perf.measure.meta import default_affinity, git_state, load_average, machine_info
+from perf.measure.meta import git_state, load_average, machine_info
 from perf.measure.scalability import measure_step, run_sweep, sweep_sample
+from perf.measure.suite_options import PROGRESS_PREFIX, build_runner, coordinators, split_values
 from perf.paths import REPO_ROOT
-from perf.workload.cases import (
-    DEFAULT_COORDINATORS,
-    SETS,
-    Case,
-    Kind,
-    select_cases,
-    settings_for,
+from perf.workload.cases import Case, Kind, select_cases
+from perf.workload.library import (
+    CoordinatorError,
+    RunResult,
+    RunSpec,
+    measure,
+    resolve_factory,
 )
 from perf.workload.metrics import (
     METRICS,
@@ -80,82 +78,9 @@ __all__ = [
 SUMMARY_SCHEMA_VERSION = 1
 SAMPLES_FILE = "samples.jsonl"
 CONTEXT_FILE = "context.json"
-PROGRESS_PREFIX = "@@crucible-progress "
 RSS_SERIES_POINTS = 400
 
 Meta = dict[str, str | int | float]
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-
-def _split(values: Iterable[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
-    return out or None
-
-
-def _add_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("crucible")
-    group.add_argument(
-        "--set", dest="crucible_set", choices=SETS, default="quick", help="case set (quick)"
-    )
-    group.add_argument(
-        "--case",
-        dest="crucible_cases",
-        action="append",
-        metavar="NAME[,NAME]",
-        help="run only these cases of the set (default: all of them)",
-    )
-    group.add_argument(
-        "--coordinator",
-        dest="crucible_coordinators",
-        action="append",
-        metavar="SPEC[,SPEC]",
-        help=f"coordinators: builtin names or module:factory "
-        f"(default: {','.join(DEFAULT_COORDINATORS)})",
-    )
-    group.add_argument(
-        "--sidecar",
-        dest="crucible_sidecar",
-        metavar="DIR",
-        help="directory for the workers' side file (default: a temporary one)",
-    )
-    group.add_argument(
-        "--progress",
-        dest="crucible_progress",
-        action="store_true",
-        help=f"print a '{PROGRESS_PREFIX.strip()} JSON' line when a benchmark starts/ends",
-    )
-    group.add_argument(
-        "--list",
-        dest="crucible_list",
-        action="store_true",
-        help="list the selected benchmarks and their metrics, then exit",
-    )
-
-
-def _preparse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(add_help=False)
-    _add_options(parser)
-    known, _ = parser.parse_known_args(argv)
-    return known
-
-
-def _forward(cmd: list[str], args: argparse.Namespace) -> None:
-    """Pass the case selection and the side-file directory to a worker explicitly."""
-    cmd.extend(("--set", args.crucible_set))
-    if args.crucible_cases:
-        cmd.extend(("--case", ",".join(_split(args.crucible_cases) or ())))
-    cmd.extend(("--coordinator", ",".join(_coordinators(args))))
-    cmd.extend(("--sidecar", args.crucible_sidecar))
-
-
-def _coordinators(args: argparse.Namespace) -> list[str]:
-    return _split(args.crucible_coordinators) or list(DEFAULT_COORDINATORS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,76 +489,82 @@ def _check_tree(root: Path) -> str | None:
     return None
 
 
-def main(suite_name: str, argv: Sequence[str] | None = None) -> int:
-    """Run the suite's selected cases under pyperf; see the module docstring."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    pre = _preparse(argv)
-    settings = settings_for(pre.crucible_set)
-    runner = pyperf.Runner(
-        processes=settings.processes,
-        values=settings.values,
-        warmups=settings.warmups,
-        min_time=settings.min_time_s,
-        add_cmdline_args=_forward,
-    )
-    _add_options(runner.argparser)
-    runner.argparser.description = f"Crucible {suite_name} benchmarks (pyperf)."
-    affinity: str | None = None
-    if not any(a == "--affinity" or a.startswith("--affinity=") for a in argv):
-        affinity = default_affinity()
-        if affinity is not None:
-            runner.argparser.set_defaults(affinity=affinity)
-    args = runner.parse_args(argv)
-    affinity = args.affinity
-    root = REPO_ROOT
+class _Refused(Exception):
+    """A run the suite script refuses; ``main`` prints the message and exits 2."""
 
+
+def _selected_cases(suite_name: str, args: argparse.Namespace) -> list[Case]:
+    """The suite's cases the command line selects, their coordinators resolved (which
+    imports them)."""
     try:
         cases = select_cases(
-            suite_name, args.crucible_set, _coordinators(args), _split(args.crucible_cases)
+            suite_name, args.crucible_set, coordinators(args), split_values(args.crucible_cases)
         )
         for spec in dict.fromkeys(c.coordinator for c in cases):
             resolve_factory(spec)
     except (ValueError, CoordinatorError) as exc:
-        print(f"{suite_name}: {exc}", file=sys.stderr)
-        return 2
-    if args.crucible_list:
-        for case in cases:
-            names = ", ".join(case.definition.metrics)
-            print(f"{case.name}: {names}")
-        return 0
-    if not cases:
-        print(
-            f"{suite_name}: no case of the {args.crucible_set} set applies to "
-            f"{', '.join(_coordinators(args))}",
-            file=sys.stderr,
-        )
-        return 2
+        raise _Refused(str(exc)) from exc
+    return cases
 
-    if args.worker:
-        if not args.crucible_sidecar:
-            print(f"{suite_name}: a worker needs --sidecar DIR", file=sys.stderr)
-            return 2
-        sidecar = Path(args.crucible_sidecar)
-        with open(sidecar / CONTEXT_FILE, encoding="utf-8") as f:
-            context = json.load(f)
-        runner.metadata.update(context_metadata(context))
-        recorder = Recorder(args, sidecar)
-        for case in cases:
+
+def _serve_worker(runner: pyperf.Runner, args: argparse.Namespace, cases: Sequence[Case]) -> None:
+    """A pyperf worker process: the cases' time functions, recording into the side file
+    the main process made."""
+    if not args.crucible_sidecar:
+        raise _Refused("a worker needs --sidecar DIR")
+    sidecar = Path(args.crucible_sidecar)
+    with open(sidecar / CONTEXT_FILE, encoding="utf-8") as f:
+        context = json.load(f)
+    runner.metadata.update(context_metadata(context))
+    recorder = Recorder(args, sidecar)
+    for case in cases:
+        runner.bench_time_func(
+            case.benchmark("time"), time_case, case, recorder, metadata=case.metadata()
+        )
+
+
+def _bench_cases(
+    runner: pyperf.Runner, args: argparse.Namespace, cases: Sequence[Case], recorder: Recorder
+) -> None:
+    """Each case through pyperf in turn (a case's fixed loops unless ``--loops`` is given),
+    with progress lines when asked for."""
+    for n, case in enumerate(cases, 1):
+        if args.crucible_progress:
+            _progress("start", name=case.name, index=n, total=len(cases))
+        loops_before = args.loops
+        if case.definition.fixed_loops and not args.loops:
+            args.loops = case.definition.fixed_loops
+        started = time.monotonic()
+        try:
             runner.bench_time_func(
                 case.benchmark("time"), time_case, case, recorder, metadata=case.metadata()
             )
-        return 0
+        finally:
+            args.loops = loops_before
+        if args.crucible_progress:
+            elapsed_s = time.monotonic() - started
+            _progress("done", name=case.name, index=n, total=len(cases), elapsed_s=elapsed_s)
 
-    problem = _check_tree(root)
+
+def _run_suite(
+    suite_name: str,
+    runner: pyperf.Runner,
+    args: argparse.Namespace,
+    cases: Sequence[Case],
+    argv: Sequence[str],
+) -> None:
+    """The main process: check the tree, write the run's context to the side file, bench
+    every case, then merge the side file's metrics into the output (also after a failure,
+    so what was measured is kept)."""
+    problem = _check_tree(REPO_ROOT)
     if problem:
-        print(f"{suite_name}: {problem}", file=sys.stderr)
-        return 2
+        raise _Refused(problem)
     own_sidecar = not args.crucible_sidecar
     if own_sidecar:
         args.crucible_sidecar = tempfile.mkdtemp(prefix="crucible-sidecar-")
     sidecar = Path(args.crucible_sidecar)
     sidecar.mkdir(parents=True, exist_ok=True)
-    context = build_context(root, args.crucible_set, affinity)
+    context = build_context(REPO_ROOT, args.crucible_set, args.affinity)
     context["suite"] = suite_name
     context["argv"] = " ".join(argv)
     write_json(sidecar / CONTEXT_FILE, context)
@@ -642,42 +573,15 @@ def main(suite_name: str, argv: Sequence[str] | None = None) -> int:
     output = args.output or args.append
     failed: BaseException | None = None
     try:
-        for n, case in enumerate(cases, 1):
-            if args.crucible_progress:
-                _progress("start", name=case.name, index=n, total=len(cases))
-            loops_before = args.loops
-            if case.definition.fixed_loops and not args.loops:
-                args.loops = case.definition.fixed_loops
-            started = time.monotonic()
-            try:
-                runner.bench_time_func(
-                    case.benchmark("time"), time_case, case, recorder, metadata=case.metadata()
-                )
-            finally:
-                args.loops = loops_before
-            if args.crucible_progress:
-                _progress(
-                    "done",
-                    name=case.name,
-                    index=n,
-                    total=len(cases),
-                    elapsed_s=time.monotonic() - started,
-                )
+        _bench_cases(runner, args, cases, recorder)
     except BaseException as exc:  # merge what was measured, then fail as pyperf did
         failed = exc
         raise
     finally:
         try:
             if output:
-                _finish(
-                    Path(output),
-                    suite_name,
-                    cases,
-                    sidecar,
-                    context,
-                    bool(args.append),
-                    quiet=bool(args.quiet),
-                )
+                append, quiet = bool(args.append), bool(args.quiet)
+                _finish(Path(output), suite_name, cases, sidecar, context, append, quiet=quiet)
         except Exception as exc:
             print(f"{suite_name}: could not merge the side file: {exc}", file=sys.stderr)
             if failed is None:
@@ -685,4 +589,27 @@ def main(suite_name: str, argv: Sequence[str] | None = None) -> int:
         finally:
             if own_sidecar:
                 shutil.rmtree(sidecar, ignore_errors=True)
+
+
+def main(suite_name: str, argv: Sequence[str] | None = None) -> int:
+    """Run the suite's selected cases under pyperf; see the module docstring."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    runner, args = build_runner(suite_name, argv)
+    try:
+        cases = _selected_cases(suite_name, args)
+        if args.crucible_list:
+            for case in cases:
+                print(f"{case.name}: {', '.join(case.definition.metrics)}")
+            return 0
+        if not cases:
+            raise _Refused(
+                f"no case of the {args.crucible_set} set applies to {', '.join(coordinators(args))}"
+            )
+        if args.worker:
+            _serve_worker(runner, args, cases)
+        else:
+            _run_suite(suite_name, runner, args, cases, argv)
+    except _Refused as exc:
+        print(f"{suite_name}: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -3,9 +3,10 @@ machine's noise.
 
 A ``DaemonServer`` (its core at the daemon's defaults), a ``Producer`` and a
 ``ServiceClient`` hosting the medium scenario's services run in one event loop, their
-connections carried through memory instead of a socket: every frame is encoded, decoded,
-routed, delivered, handled and acked as through ``core-daemon``, but one process does all
-of it, so its CPU per event is the sum of both processes' work, without the kernel's part.
+connections carried through memory instead of a socket (``connect_in_memory``): every frame
+is encoded, decoded, routed, delivered, handled and acked as through ``core-daemon``, but
+one process does all of it, so its CPU per event is the sum of both processes' work,
+without the kernel's part.
 
 Two measures:
 - CPU time per event (``time.process_time``), median of the rounds; it drifts with the
@@ -37,100 +38,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, Final, TypeVar, cast
+from typing import Final, cast
 
-from crucible._daemon.client import Backoff, Producer, ServiceClient, _Endpoint, _Link
-from crucible._daemon.server import DaemonServer, _Conn
-from crucible._events import Event, Rejected
-from crucible._measure import publish_unpaced
-from crucible._protocol import Coordinator
-from crucible._workload import build_services, generate_events, get_scenario
+from crucible.daemon import Backoff, DaemonServer, Producer, ServiceClient
+from perf.workload.library import (
+    Coordinator,
+    Event,
+    Rejected,
+    build_services,
+    generate_events,
+    get_scenario,
+    publish_unpaced,
+)
 
 __all__ = ["instructions_per_event", "parse_collected", "run_pipeline"]
 
 # Run sizes of --instructions: the per-event figure is the difference over the difference.
 SMALL_RUN: Final = 1_000
 LARGE_RUN: Final = 5_000
-
-
-class _MemoryTransport:
-    """One direction of an in-memory connection: what is written reaches the peer's
-    ``data_received`` on a later loop turn, joined, as a socket read would."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.peer: asyncio.Protocol | None = None
-        self._chunks: list[bytes] = []
-        self._closing = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closing:
-            return
-        if not self._chunks:
-            self._loop.call_soon(self._pass_on)
-        self._chunks.append(bytes(data))
-
-    def _pass_on(self) -> None:
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        if self.peer is not None and data:
-            self.peer.data_received(data)
-
-    def close(self) -> None:
-        self._closing = True
-
-    abort = close
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-
-def _memory_link(endpoint: _Endpoint, server: DaemonServer) -> _Link:
-    loop = asyncio.get_running_loop()
-    link = _Link(endpoint)
-    conn = _Conn(server)
-    to_daemon, to_client = _MemoryTransport(loop), _MemoryTransport(loop)
-    to_daemon.peer, to_client.peer = conn, link
-    conn.connection_made(cast(asyncio.Transport, to_client))
-    link.connection_made(cast(asyncio.Transport, to_daemon))
-    return link
-
-
-class _OverMemory(_Endpoint):
-    """A client whose connections reach ``server`` through memory."""
-
-    server: DaemonServer
-
-    async def _open_transport(self) -> _Link:
-        return _memory_link(self, self.server)
-
-
-class _MemoryProducer(_OverMemory, Producer):
-    pass
-
-
-class _MemoryServiceClient(_OverMemory, ServiceClient):
-    pass
-
-
-_C = TypeVar("_C", bound=_OverMemory)
-
-
-def _over_memory(client: _C, server: DaemonServer) -> _C:
-    client.server = server
-    return client
 
 
 class _Publisher:
@@ -166,11 +91,11 @@ async def run_pipeline(
     server = DaemonServer("in-memory")
     await server.start_in_memory()
     backoff = Backoff(attempts=1)
-    producer = _over_memory(_MemoryProducer("memory", backoff=backoff), server)
-    services = _over_memory(_MemoryServiceClient("memory", backoff=backoff), server)
+    producer = Producer("memory", backoff=backoff)
+    services = ServiceClient("memory", backoff=backoff)
     try:
-        await producer.connect()
-        await services.connect()
+        await producer.connect_in_memory(server)
+        await services.connect_in_memory(server)
         for service in build_services(scenario, seed=0):
             await services.add(service)
         publisher = _Publisher(producer)

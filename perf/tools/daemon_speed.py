@@ -22,9 +22,8 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from crucible._measure import RunSpec
-from crucible._workload import get_scenario
 from perf.tools.library_speed import interleaved_rounds
+from perf.workload.library import RunSpec, get_scenario
 
 COORDINATORS: Final = ("core", "core-daemon")  # core first: ratios are to it
 # The daemon's targets (medium scenario, this machine's class): faster than a pyzmq ipc

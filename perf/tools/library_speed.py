@@ -21,9 +21,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
-from crucible import WorkSpec
-from crucible._measure import RunSpec, measure
-from crucible._workload import get_scenario
+from perf.workload.library import RunSpec, WorkSpec, get_scenario, measure
 
 COORDINATORS = ("reference", "data", "core")  # reference first: ratios are to it
 

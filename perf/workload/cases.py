@@ -19,9 +19,14 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from crucible._loader import BUILTIN_COORDINATORS, DAEMON_COORDINATORS
-from crucible._measure import RunSpec
-from crucible._workload import Scenario, centered_range, get_scenario
+from perf.workload.library import (
+    BUILTIN_COORDINATORS,
+    DAEMON_COORDINATORS,
+    RunSpec,
+    Scenario,
+    centered_range,
+    get_scenario,
+)
 from perf.workload.metrics import (
     LEAK_METRICS,
     PACED_METRICS,
@@ -77,7 +82,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
 class Kind(StrEnum):
-    WORKLOAD = "workload"  # one scenario run per loop (crucible._measure.measure)
+    WORKLOAD = "workload"  # one scenario run per loop (crucible.measure.measure)
     LEAK = "leak"  # one long run per loop: retained memory after each settle
     SWEEP = "sweep"  # one sweep per loop: offered load raised until a limit
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from crucible._measure import RunResult, percentile_summary
+from perf.workload.library import RunResult, percentile_summary
 
 __all__ = [
     "LABEL_METRICS",
@@ -188,7 +188,7 @@ def workload_sample(results: Sequence[RunResult]) -> SampleValues:
     """The figures of one sample from its workloads' results.
 
     Latency percentiles pool every latency of every workload (inclusive method, as
-    ``crucible._measure.percentile_summary``); ``rss_peak`` and ``memory_uss`` are maxima;
+    ``crucible.measure.percentile_summary``); ``rss_peak`` and ``memory_uss`` are maxima;
     ``cpu_pct`` is total CPU time over total wall time; rates are totals over totals;
     ``retried``, ``dead_lettered`` and ``dropped`` are per-workload means.
     ``schedule_lag_p99`` is the largest workload p99 (None for unpaced runs).
