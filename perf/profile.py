@@ -358,7 +358,7 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
     """Why the options cannot work together, or None."""
-    from crucible._workload import SCENARIOS
+    from perf.workload.library import SCENARIOS
 
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:

@@ -53,7 +53,7 @@ def _scenario_of(meta: Mapping[str, object]) -> str:
     """The named scenario to profile a regressed case on: its own, except that light (100
     events) becomes medium, whose runs spend their samples in the same code paths rather
     than in setting coordinators up; cases without a named scenario use medium too."""
-    from crucible._workload import SCENARIOS as NAMED
+    from perf.workload.library import SCENARIOS as NAMED
 
     name = str(meta.get("crucible_scenario", "medium"))
     return name if name in NAMED and name != "light" else "medium"
