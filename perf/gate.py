@@ -52,54 +52,25 @@ from perf.decide.verdict import (
 from perf.errors import ExitCode, GateError, OutputError, RefError, ResultError, exit_code
 from perf.files import write_json
 from perf.rundir import Artifact
+from perf.workload.plan import UNPACED_REPEATS, cases_to_rerun, gated_keys, plan_cases
 
 __all__ = [
-    "GATED_METRICS",
     "GateConfig",
     "RoundSamples",
-    "cases_to_rerun",
-    "gated_keys",
     "main",
     "merge_repeats",
-    "plan_cases",
     "run_gate",
 ]
 
 from perf.paths import DEFAULT_OUTPUT
 from perf.paths import REPO_ROOT as ROOT
 
-# Unpaced cases are measured this many times per side per round, alternating sides ask by
-# ask; the round's figure is the median. On the 2-core CI machine, 12 A/A rounds of the
-# six daemon_performance cases gave an interquartile range of the per-round log ratio of
-# 5-16 % (median 7.5 %) with 5 alternating repeats against 8-27 % (median 10.8 %) with one
-# ask per side, measured while another gate run shared the machine.
-UNPACED_REPEATS = 5
-# The daemon_performance case measured through core-daemon beside core (head side, ungated).
-TRANSPORT_CASE = "medium"
-# Each ask of an unpaced case runs one workload (the case definition may fix more). A loop
-# count calibrated towards 50 ms an ask used to be computed here, but it timed the gate's
-# own call of the workload, collection of the gate's large heap included, and so chose one
-# loop for every case on the CI machine: every gate trial in docs/measurements.md#the-gate
-# ran one workload an ask. Asking for more on purpose was tried in 30 A/A rounds (10
-# workloads an ask on light, 3 on medium): interquartile range of the per-round log ratio
-# 3.2 % against 5.7 % on light, 7.0 % against 3.8 % on medium, for rounds 1.9x as long; no
-# gain worth the time.
 DEFAULT_BUDGET_S = 360.0
 # Differential profiles of regressions start only if they can end within this long after
 # the measuring budget: a PR run then stays within 8 minutes (360 + 90 s, plus reports).
 PROFILE_ALLOWANCE_S = 90.0
 _KERNEL_NOTE = "calibration kernel"
 SAMPLE_TIMEOUT_S = 600.0
-
-# What the gate decides on, per kind of case. Unpaced workloads: time per workload and
-# peak RSS. Open-loop (paced) workloads: the latency tail (their time is the schedule's).
-# Traced workloads add the tracemalloc high-water mark. Everything else measured is kept
-# in the result files and reports but does not block a build.
-GATED_METRICS: Mapping[str, tuple[str, ...]] = {
-    "unpaced": ("time", "rss_peak"),
-    "paced": ("latency_p99",),
-    "traced": ("allocated",),
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,73 +117,6 @@ class RoundSamples:
 
     def rounds(self, side: str) -> int:
         return self.counted.get(side, 0)
-
-
-def gated_keys(plan: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """``(benchmark, metric)`` pairs the gate decides on, from the plan's cases."""
-    keys: list[tuple[str, str]] = []
-    for item in plan:
-        if not item.get("gated", True):
-            continue
-        kinds = ["paced" if item["paced"] else "unpaced"]
-        if item["traced"]:
-            kinds.append("traced")
-        for kind in kinds:
-            keys += [(item["bench"], m) for m in GATED_METRICS[kind]]
-    return keys
-
-
-def plan_cases(set_name: str, coordinators: Sequence[str]) -> list[dict[str, Any]]:
-    """The gated cases of a set (workload cases only: leak runs and sweeps are reported by
-    the suites, not decided on here), with each case's loop count (its definition's, else
-    one workload an ask); and, when ``core`` is measured, the medium workload through the
-    CrucibleCore daemon (``core-daemon``) on the head side only, ungated: every report then
-    shows what the socket transport costs beside in-process ``core``, for one daemon start
-    per round."""
-    from perf.workload.cases import DAEMON_COORDINATOR, SUITES, Kind, select_cases
-
-    plan: list[dict[str, Any]] = []
-    for suite in SUITES:
-        for case in select_cases(suite, set_name, coordinators):
-            d = case.definition
-            if d.kind is not Kind.WORKLOAD:
-                continue
-            paced = d.pattern is not None
-            plan.append(
-                {
-                    "suite": d.suite,
-                    "case": d.name,
-                    "coordinator": case.coordinator,
-                    "bench": case.name,
-                    "paced": paced,
-                    "traced": d.traced,
-                    "loops": d.fixed_loops or 1,
-                    "warmup": not paced,
-                    "repeats": 1 if paced else UNPACED_REPEATS,
-                    "meta": case.metadata(),
-                }
-            )
-    if "core" in coordinators:
-        for case in select_cases(
-            "daemon_performance", set_name, (DAEMON_COORDINATOR,), names=[TRANSPORT_CASE]
-        ):
-            plan.append(
-                {
-                    "suite": case.definition.suite,
-                    "case": case.definition.name,
-                    "coordinator": case.coordinator,
-                    "bench": case.name,
-                    "paced": False,
-                    "traced": False,
-                    "loops": 1,
-                    "warmup": False,
-                    "repeats": 1,
-                    "gated": False,
-                    "sides": ["head"],
-                    "meta": case.metadata(),
-                }
-            )
-    return plan
 
 
 # ----------------------------------------------------------------------------------------
@@ -305,14 +209,6 @@ def merge_repeats(asks: Sequence[Mapping[str, float | None]]) -> dict[str, float
         else:
             merged[metric] = statistics.median(v for v in values if v is not None)
     return merged
-
-
-def cases_to_rerun(
-    plan: Sequence[Mapping[str, Any]], wanted: Sequence[tuple[str, str]]
-) -> list[int]:
-    """Indices of the plan's cases with at least one of the ``wanted`` comparisons."""
-    benches = {bench for bench, _ in wanted}
-    return [i for i, item in enumerate(plan) if item["bench"] in benches]
 
 
 def _run_round(

@@ -174,7 +174,7 @@ def test_version_2_baseline_needs_its_sampling(tmp_path: Path, sampling: Any) ->
 
 
 def test_committed_baselines_load_and_match_the_gate_sampling() -> None:
-    from perf.gate import UNPACED_REPEATS
+    from perf.workload.plan import UNPACED_REPEATS
 
     folder = Path(__file__).resolve().parent.parent / "baselines"
     files = sorted(folder.glob("*.json"))

@@ -14,7 +14,8 @@ import pytest
 
 from perf.decide.policy import Mode
 from perf.errors import ResultError
-from perf.gate import GateConfig, RoundSamples, _sample_map, gated_keys
+from perf.gate import GateConfig, RoundSamples, _sample_map
+from perf.workload.plan import gated_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,7 +158,7 @@ def test_repeats_merge_to_the_median_and_keep_missing_figures_missing() -> None:
 
 
 def test_unpaced_cases_repeat_and_paced_cases_do_not() -> None:
-    from perf.gate import UNPACED_REPEATS, plan_cases
+    from perf.workload.plan import UNPACED_REPEATS, plan_cases
 
     plan = [i for i in plan_cases("quick", ("core",)) if i.get("gated", True)]
     assert UNPACED_REPEATS > 1
@@ -166,7 +167,7 @@ def test_unpaced_cases_repeat_and_paced_cases_do_not() -> None:
 
 
 def test_transport_case_is_measured_on_the_head_side_and_not_gated() -> None:
-    from perf.gate import plan_cases
+    from perf.workload.plan import plan_cases
 
     plan = plan_cases("quick", ("data", "core"))
     daemon = [i for i in plan if i["coordinator"] == "core-daemon"]
