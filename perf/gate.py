@@ -36,7 +36,6 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from perf.decide.baseline import (
     Baseline,
@@ -57,22 +56,25 @@ from perf.decide.outcome import GateOutcome
 from perf.decide.policy import Mode, Policy, load_policy
 from perf.decide.verdict import Comparison, Verdict, needs_more_samples
 from perf.errors import ExitCode, GateError, OutputError, RefError, exit_code
-from perf.files import write_json
 from perf.measure.machine import MachineLoad, MachineWatch
 from perf.measure.meta import GitState, MachineInfo, git_state, machine_info
 from perf.measure.round_files import write_round_files
 from perf.measure.rounds import RoundRunner, RoundSamples, compile_tree, sample_map
-from perf.measure.suites import run_suites, suites_dir
+from perf.measure.suites import run_suites
 from perf.measure.worktree import base_worktree, default_base, resolve_ref
 from perf.paths import DEFAULT_OUTPUT
 from perf.paths import REPO_ROOT as ROOT
 from perf.profiling.gate_profiles import ProfileSection, differentials, memory_and_leaks
-from perf.report.run_folder import write_error_files, write_manifest
+from perf.report.run_folder import analysis_of_run, write_error_files, write_manifest
 from perf.rundir import Artifact, new_run_dir, prune_runs, run_dir_name, update_latest, utc_stamp
-from perf.workload.plan import UNPACED_REPEATS, PlanItem, cases_to_rerun, gated_keys, plan_cases
-
-if TYPE_CHECKING:
-    from perf.report.analysis import Analysis
+from perf.workload.plan import (
+    UNPACED_REPEATS,
+    PlanItem,
+    cases_to_rerun,
+    gated_keys,
+    plan_cases,
+    write_plan,
+)
 
 __all__ = ["GateConfig", "build_parser", "config_from_args", "main", "run_gate"]
 
@@ -262,18 +264,15 @@ def _measure_and_decide(run: GateRun, notes: list[str]) -> GateOutcome:
 
 
 def _write_plan(work: Path, config: GateConfig, plan: Sequence[PlanItem]) -> Path:
-    """The plan every ``perf.measure.sample`` process of the run reads."""
     plan_file = work / "plan.json"
-    write_json(
+    write_plan(
         plan_file,
-        {
-            "set": config.set_name,
-            "cases": plan,
-            "coordinators": list(config.coordinators),
-            # The kernel (~0.3 s a worker) puts a baseline from another machine on this
-            # machine's scale; paired base-vs-head rounds have no use for it.
-            "calibrate": config.mode is not Mode.PR or config.write_baseline,
-        },
+        set_name=config.set_name,
+        plan=plan,
+        coordinators=config.coordinators,
+        # The kernel (~0.3 s a worker) puts a baseline from another machine on this
+        # machine's scale; paired base-vs-head rounds have no use for it.
+        calibrate=config.mode is not Mode.PR or config.write_baseline,
     )
     return plan_file
 
@@ -453,25 +452,12 @@ def _outcome(
     )
 
 
-def _analysis(run_dir: Path, config: GateConfig) -> Analysis | None:
-    """The architecture comparison reads the pyperf suites measured in this run when there
-    are any (sweeps and leak runs included), else the head side of the gate's rounds:
-    data vs core vs reference measured in the same minutes either way."""
-    from perf.report.analysis import analyze_run_dir
-
-    suites = suites_dir(run_dir) or config.analysis_from
-    if suites is not None:
-        return analyze_run_dir(suites, seed=config.seed)
-    if (run_dir / "head.json").exists():
-        return analyze_run_dir(run_dir, pyperf_files=["head.json"], seed=config.seed)
-    return None
-
-
 def _finish(outcome: GateOutcome, config: GateConfig) -> None:
     """Reports, manifest, latest link, pruning, and the GitHub step summary."""
     from perf.report.render import write_reports
 
-    write_reports(outcome, _analysis(outcome.run_dir, config))
+    analysis = analysis_of_run(outcome.run_dir, config.analysis_from, seed=config.seed)
+    write_reports(outcome, analysis)
     write_manifest(outcome)
     update_latest(config.output, outcome.run_dir)
     prune_runs(config.output, config.keep, outcome.run_dir)

@@ -3,7 +3,16 @@ side, and the daemon transport case measured beside core."""
 
 from __future__ import annotations
 
-from perf.workload.plan import UNPACED_REPEATS, cases_to_rerun, gated_keys, plan_cases
+import json
+from pathlib import Path
+
+from perf.workload.plan import (
+    UNPACED_REPEATS,
+    cases_to_rerun,
+    gated_keys,
+    plan_cases,
+    write_plan,
+)
 
 PLAN = [
     {"bench": "s.a.core", "paced": False, "traced": False},
@@ -43,3 +52,11 @@ def test_extra_rounds_rerun_each_case_with_a_wanted_comparison_once() -> None:
     wanted = [("s.b.core", "latency_p99"), ("s.b.core", "allocated")]
     assert cases_to_rerun(PLAN, wanted) == [1]
     assert cases_to_rerun(PLAN, []) == []
+
+
+def test_the_plan_file_holds_what_a_sample_process_reads(tmp_path: Path) -> None:
+    plan = plan_cases("quick", ("core",))
+    path = tmp_path / "plan.json"
+    write_plan(path, set_name="quick", plan=plan, coordinators=("core",), calibrate=False)
+    stored = json.loads(path.read_text())
+    assert stored == {"set": "quick", "cases": plan, "coordinators": ["core"], "calibrate": False}

@@ -1,17 +1,39 @@
-"""The gate's files of a run folder beside the rendered reports: ``manifest.json``, the
-index of the run, and for a run that could not decide, the files CI shows saying so."""
+"""The gate's run folder as the reports see it: which results the architecture comparison
+reads, ``manifest.json`` (the index of the run), and for a run that could not decide, the
+files CI shows saying so."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from perf.decide.outcome import GateOutcome
 from perf.errors import GateError, exit_code
 from perf.files import write_json
+from perf.measure.suites import suites_dir
 
-__all__ = ["MANIFEST_SCHEMA_VERSION", "write_error_files", "write_manifest"]
+if TYPE_CHECKING:
+    from perf.report.analysis import Analysis
+
+__all__ = ["MANIFEST_SCHEMA_VERSION", "analysis_of_run", "write_error_files", "write_manifest"]
 
 MANIFEST_SCHEMA_VERSION = 1
+
+
+def analysis_of_run(run_dir: Path, analysis_from: Path | None, *, seed: int) -> Analysis | None:
+    """The architecture comparison of a gate run. It reads the pyperf suites measured in
+    this run when there are any (sweeps and leak runs included), else those of an earlier
+    ``python -m perf run`` (``analysis_from``), else the head side of the gate's rounds:
+    data vs core vs reference measured in the same minutes either way. None when there
+    is nothing to read."""
+    from perf.report.analysis import analyze_run_dir
+
+    suites = suites_dir(run_dir) or analysis_from
+    if suites is not None:
+        return analyze_run_dir(suites, seed=seed)
+    if (run_dir / "head.json").exists():
+        return analyze_run_dir(run_dir, pyperf_files=["head.json"], seed=seed)
+    return None
 
 
 def _files(run_dir: Path) -> list[str]:

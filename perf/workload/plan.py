@@ -2,13 +2,16 @@
 which of their figures the gate decides on.
 
 The plan is a list of plain items (one per case) because it travels: the gate writes it to
-``plan.json`` and every ``perf.measure.sample`` process reads it back.
+``plan.json`` (``write_plan``) and every ``perf.measure.sample`` process reads it back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from perf.files import write_json
 
 __all__ = [
     "GATED_METRICS",
@@ -18,6 +21,7 @@ __all__ = [
     "cases_to_rerun",
     "gated_keys",
     "plan_cases",
+    "write_plan",
 ]
 
 # One case of the plan: suite, case, coordinator, bench (its benchmark name), paced,
@@ -127,3 +131,24 @@ def cases_to_rerun(
     """Indices of the plan's cases with at least one of the ``wanted`` comparisons."""
     benches = {bench for bench, _ in wanted}
     return [i for i, item in enumerate(plan) if item["bench"] in benches]
+
+
+def write_plan(
+    path: Path,
+    *,
+    set_name: str,
+    plan: Sequence[Mapping[str, Any]],
+    coordinators: Sequence[str],
+    calibrate: bool,
+) -> None:
+    """The plan file every ``perf.measure.sample`` process of a run reads: the set, the
+    cases, the coordinators, and whether each worker times the calibration kernel."""
+    write_json(
+        path,
+        {
+            "set": set_name,
+            "cases": plan,
+            "coordinators": list(coordinators),
+            "calibrate": calibrate,
+        },
+    )
