@@ -27,13 +27,14 @@ from typing import Any
 
 from perf.errors import EXIT_INTERRUPTED, ExitCode
 from perf.files import write_json
-from perf.measure.meta import git_state, load_average, machine_info
+from perf.measure.meta import GitState, git_state, load_average, machine_info
 from perf.measure.sidecar import PROGRESS_PREFIX, summary_path
 from perf.options import csv_list, positive_int
 from perf.paths import REPO_ROOT, SUITE_SCRIPTS
 from perf.progress import Planned, Progress, format_duration
 from perf.rundir import (
     DEFAULT_KEEP,
+    latest_blocked,
     new_run_dir,
     prune_runs,
     run_dir_name,
@@ -217,62 +218,114 @@ def _errors(path: Path, lines: int = 10) -> str:
     return "\n".join(f"  {line}" for line in shown)
 
 
+class _Refused(Exception):
+    """An input ``perf run`` cannot start with; ``main`` prints it and exits 2."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunPlan:
+    """What one ``perf run`` measures: each suite asked for, with its cases in order (none
+    for a suite with nothing to measure here), their estimated costs, and how pyperf runs
+    them."""
+
+    set_name: str
+    suites: tuple[str, ...]  # as asked for
+    coordinators: tuple[str, ...]
+    cases: dict[str, list[Case]]
+    planned: tuple[Planned, ...]
+    pyperf_options: tuple[str, ...]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.coordinators is None:
-        args.coordinators = list(SUITE_COORDINATORS if args.set == "full" else DEFAULT_COORDINATORS)
-    root = REPO_ROOT
-    unknown = [s for s in args.suites if s not in SUITES]
-    if unknown:
-        print(
-            f"perf run: unknown suite(s) {', '.join(unknown)}; accepted: {', '.join(SUITES)}",
-            file=sys.stderr,
-        )
-        return int(ExitCode.UNDECIDED)
-    settings = settings_for(args.set)
-    plan: dict[str, list[Case]] = {}
     try:
-        for suite in args.suites:
-            plan[suite] = select_cases(suite, args.set, args.coordinators)
-    except ValueError as exc:
+        plan = _plan(args)
+        git = git_state(REPO_ROOT)
+        started = dt.datetime.now(dt.UTC)
+        run_dir = _new_run_dir(args.output, started, git)
+    except _Refused as exc:
         print(f"perf run: {exc}", file=sys.stderr)
         return int(ExitCode.UNDECIDED)
-    planned = [
-        Planned(c.name, estimated_cost_s(c, settings)) for cases in plan.values() for c in cases
-    ]
-    if not planned:
-        print("perf run: nothing to measure for these suites and coordinators", file=sys.stderr)
-        return int(ExitCode.UNDECIDED)
+    manifest = _manifest(plan, git, started)
+    manifest_path = run_dir / "manifest.json"
+    write_json(manifest_path, manifest)
+    progress = Progress(plan.planned)
+    progress.note(
+        f"perf run: {plan.set_name} set, {len(plan.planned)} benchmarks, "
+        f"{len(plan.cases)} suites -> {run_dir}"
+    )
+    results, status = _run_scripts(plan, run_dir, progress, manifest, manifest_path)
+    _close_manifest(manifest, manifest_path, results, status, started)
+    _point_latest(args.output, args.keep, run_dir, status, manifest["wall_s"], progress)
+    return int(status)
 
-    git = git_state(root)
-    started = dt.datetime.now(dt.UTC)
-    output: Path = args.output
+
+# ----------------------------------------------------------------------------------------
+# Before measuring: the plan and the run folder
+# ----------------------------------------------------------------------------------------
+
+
+def _plan(args: argparse.Namespace) -> RunPlan:
+    """The cases of each suite asked for; _Refused for an unknown suite or coordinator,
+    or when there is nothing to measure."""
+    coordinators = args.coordinators
+    if coordinators is None:
+        coordinators = SUITE_COORDINATORS if args.set == "full" else DEFAULT_COORDINATORS
+    unknown = [s for s in args.suites if s not in SUITES]
+    if unknown:
+        raise _Refused(f"unknown suite(s) {', '.join(unknown)}; accepted: {', '.join(SUITES)}")
+    settings = settings_for(args.set)
     try:
-        run_dir = new_run_dir(output, run_dir_name(started, git.short))
-    except OSError as exc:
-        print(f"perf run: cannot create a run folder in {output}: {exc}", file=sys.stderr)
-        return int(ExitCode.UNDECIDED)
+        cases = {suite: select_cases(suite, args.set, coordinators) for suite in args.suites}
+    except ValueError as exc:
+        raise _Refused(str(exc)) from None
+    planned = tuple(
+        Planned(c.name, estimated_cost_s(c, settings)) for chosen in cases.values() for c in chosen
+    )
+    if not planned:
+        raise _Refused("nothing to measure for these suites and coordinators")
+    return RunPlan(
+        set_name=args.set,
+        suites=tuple(args.suites),
+        coordinators=tuple(coordinators),
+        cases=cases,
+        planned=planned,
+        pyperf_options=tuple(_pyperf_options(args)),
+    )
 
-    pyperf_options: list[str] = []
+
+def _pyperf_options(args: argparse.Namespace) -> list[str]:
+    options: list[str] = []
     if args.fast:
-        pyperf_options.append("--fast")
+        options.append("--fast")
     if args.rigorous:
-        pyperf_options.append("--rigorous")
+        options.append("--rigorous")
     if args.affinity:
-        pyperf_options.append(f"--affinity={args.affinity}")
+        options.append(f"--affinity={args.affinity}")
+    return options
 
-    machine = machine_info()
-    manifest: dict[str, Any] = {
+
+def _new_run_dir(output: Path, started: dt.datetime, git: GitState) -> Path:
+    try:
+        return new_run_dir(output, run_dir_name(started, git.short))
+    except OSError as exc:
+        raise _Refused(f"cannot create a run folder in {output}: {exc}") from None
+
+
+def _manifest(plan: RunPlan, git: GitState, started: dt.datetime) -> dict[str, Any]:
+    """The run's manifest as it starts: what is measured, where and on what; the scripts'
+    results and the end are filled in as they come."""
+    return {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "kind": "crucible-perf-run",
-        "set": args.set,
-        "suites": list(args.suites),
-        "coordinators": list(args.coordinators),
-        "pyperf_options": pyperf_options,
-        "source_root": str(root),
+        "set": plan.set_name,
+        "suites": list(plan.suites),
+        "coordinators": list(plan.coordinators),
+        "pyperf_options": list(plan.pyperf_options),
+        "source_root": str(REPO_ROOT),
         "commit": git.commit,
         "dirty": git.dirty,
-        "machine": machine.as_dict(),
+        "machine": machine_info().as_dict(),
         "started_utc": utc_stamp(started),
         "finished_utc": None,
         "load_avg_before": list(load_average()),
@@ -286,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "benchmark": c.name,
                 "metrics": {m: c.benchmark(m) for m in c.definition.metrics},
             }
-            for cases in plan.values()
+            for cases in plan.cases.values()
             for c in cases
         ],
         "files": {
@@ -295,77 +348,117 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "summary": summary_path(f"{suite}.json").name,
                 "log": f"{suite}.log",
             }
-            for suite in plan
+            for suite in plan.cases
         },
         "scripts": [],
         "exit_status": None,
     }
-    manifest_path = run_dir / "manifest.json"
-    write_json(manifest_path, manifest)
 
-    progress = Progress(planned)
-    progress.note(
-        f"perf run: {args.set} set, {len(planned)} benchmarks, {len(plan)} suites -> {run_dir}"
-    )
+
+# ----------------------------------------------------------------------------------------
+# Measuring: one script per suite
+# ----------------------------------------------------------------------------------------
+
+
+def _run_scripts(
+    plan: RunPlan,
+    run_dir: Path,
+    progress: Progress,
+    manifest: dict[str, Any],
+    manifest_path: Path,
+) -> tuple[list[ScriptResult], int]:
+    """Each suite's script in turn, the manifest rewritten after each; returns the
+    scripts' results and the exit status (2 when one failed, 130 when interrupted)."""
     results: list[ScriptResult] = []
     procs: list[subprocess.Popen[str]] = []
     status: int = ExitCode.PASS
     try:
-        for suite, cases in plan.items():
+        for suite, cases in plan.cases.items():
             if not cases:
                 continue
             out = run_dir / f"{suite}.json"
-            command = [
-                sys.executable,
-                str(SUITE_SCRIPTS / f"bench_{suite}.py"),
-                "--set",
-                args.set,
-                "--coordinator",
-                ",".join(args.coordinators),
-                "--progress",
-                "-o",
-                str(out),
-                *pyperf_options,
-            ]
+            command = _suite_command(plan, suite, out)
             result = ScriptResult(suite=suite, command=command, started_utc=utc_stamp())
             results.append(result)
-            _run_script(result, run_dir / f"{suite}.log", progress, procs)
-            result.missing, result.problem = _check_output(out, cases)
-            if result.exit_status != 0:
-                result.status = "crashed"
-                result.problem = f"exit status {result.exit_status}" + (
-                    f"; {result.problem}" if result.problem else ""
-                )
-            elif result.missing or result.problem:
-                result.status = "incomplete"
-            else:
-                result.status = "ok"
+            log_path = run_dir / f"{suite}.log"
+            _run_script(result, log_path, progress, procs)
+            _judge(result, out, cases)
             if result.status != "ok":
                 status = ExitCode.UNDECIDED
-                log_path = run_dir / f"{suite}.log"
-                missing = ", ".join(result.missing[:5]) + (
-                    " ..." if len(result.missing) > 5 else ""
-                )
-                progress.note(
-                    f"perf run: {suite} {result.status}: {result.problem or 'incomplete'}; "
-                    f"missing: {missing or 'nothing'}\n"
-                    f"errors in {log_path}:\n{_errors(log_path)}"
-                )
+                progress.note(_failure_note(result, log_path))
             manifest["scripts"] = [r.as_dict() for r in results]
             write_json(manifest_path, manifest)
     except KeyboardInterrupt:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        _interrupt(procs)
         if results and results[-1].status == "running":
             results[-1].status = "interrupted"
         status = EXIT_INTERRUPTED
+    return results, status
 
+
+def _suite_command(plan: RunPlan, suite: str, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(SUITE_SCRIPTS / f"bench_{suite}.py"),
+        "--set",
+        plan.set_name,
+        "--coordinator",
+        ",".join(plan.coordinators),
+        "--progress",
+        "-o",
+        str(out),
+        *plan.pyperf_options,
+    ]
+
+
+def _judge(result: ScriptResult, out: Path, cases: Sequence[Case]) -> None:
+    """A finished script's status: crashed (non-zero exit), incomplete (benchmarks missing
+    or an unreadable result file) or ok."""
+    result.missing, result.problem = _check_output(out, cases)
+    if result.exit_status != 0:
+        result.status = "crashed"
+        result.problem = f"exit status {result.exit_status}" + (
+            f"; {result.problem}" if result.problem else ""
+        )
+    elif result.missing or result.problem:
+        result.status = "incomplete"
+    else:
+        result.status = "ok"
+
+
+def _failure_note(result: ScriptResult, log_path: Path) -> str:
+    missing = ", ".join(result.missing[:5]) + (" ..." if len(result.missing) > 5 else "")
+    return (
+        f"perf run: {result.suite} {result.status}: {result.problem or 'incomplete'}; "
+        f"missing: {missing or 'nothing'}\n"
+        f"errors in {log_path}:\n{_errors(log_path)}"
+    )
+
+
+def _interrupt(procs: Sequence[subprocess.Popen[str]]) -> None:
+    """Pass Ctrl-C on to a script still running (pyperf stops its workers), then wait."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# ----------------------------------------------------------------------------------------
+# After measuring: the manifest closed, latest, pruning
+# ----------------------------------------------------------------------------------------
+
+
+def _close_manifest(
+    manifest: dict[str, Any],
+    manifest_path: Path,
+    results: Sequence[ScriptResult],
+    status: int,
+    started: dt.datetime,
+) -> None:
     finished = dt.datetime.now(dt.UTC)
     manifest["scripts"] = [r.as_dict() for r in results]
     manifest["finished_utc"] = utc_stamp(finished)
@@ -373,12 +466,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest["load_avg_after"] = list(load_average())
     manifest["exit_status"] = status
     write_json(manifest_path, manifest)
+
+
+def _point_latest(
+    output: Path, keep: int, run_dir: Path, status: int, wall_s: float, progress: Progress
+) -> None:
+    """``latest`` at this run, older runs pruned, and the closing line."""
     how = update_latest(output, run_dir)
-    removed = prune_runs(output, args.keep, run_dir)
+    removed = prune_runs(output, keep, run_dir)
     verdict = "ok" if status == ExitCode.PASS else "FAILED"
+    if how == "blocked":
+        progress.note(f"perf run: warning: {latest_blocked(output)}")
     progress.note(
-        f"perf run: {verdict} in {format_duration(manifest['wall_s'])}; results in {run_dir} "
-        f"({output / 'latest'} is a {how})"
+        f"perf run: {verdict} in {format_duration(wall_s)}; results in {run_dir}"
+        + (f" ({output / 'latest'} is a {how})" if how != "blocked" else "")
         + (f"; pruned {len(removed)} older run folder(s)" if removed else "")
     )
-    return int(status)

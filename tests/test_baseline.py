@@ -174,10 +174,39 @@ def test_version_2_baseline_needs_its_sampling(tmp_path: Path, sampling: Any) ->
 
 
 def test_committed_baselines_load_and_match_the_gate_sampling() -> None:
-    from perf.gate import UNPACED_REPEATS
+    from perf.workload.plan import UNPACED_REPEATS
 
     folder = Path(__file__).resolve().parent.parent / "baselines"
     files = sorted(folder.glob("*.json"))
     assert files, "baselines/ holds no baseline"
     for path in files:
         check_sampling(load_baseline(path), UNPACED_REPEATS)
+
+
+def test_the_document_of_the_heads_rounds_round_trips(tmp_path: Path) -> None:
+    from perf.decide.baseline import baseline_document as document_of_rounds
+    from perf.measure.meta import GitState, MachineInfo
+    from perf.workload.plan import UNPACED_REPEATS
+
+    machine = MachineInfo(
+        cpu_model="Test CPU",
+        cpu_count=2,
+        memory_total_bytes=2**33,
+        os="Linux",
+        python_implementation="CPython",
+        python_version="3.11.7",
+    )
+    document = document_of_rounds(
+        head=GitState(commit="c" * 40, dirty=True),
+        machine=machine,
+        set_name="quick",
+        samples={("s.a.core", "time"): [0.02, 0.021], ("s.a.core", "rss_peak"): [3e7, 3e7]},
+        calibration_s=[0.01, 0.011],
+    )
+    path = tmp_path / "quick.json"
+    write_baseline(path, document)
+    baseline = load_baseline(path)
+    assert baseline.samples == {"s.a.core": {"time": [0.02, 0.021], "rss_peak": [3e7, 3e7]}}
+    assert baseline.fingerprint == machine.fingerprint and baseline.dirty
+    assert baseline.calibration_s == (0.01, 0.011)
+    check_sampling(baseline, UNPACED_REPEATS)

@@ -21,18 +21,22 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from perf.errors import BaselineError, OutputError
 from perf.files import write_json
+from perf.measure.meta import GitState, MachineInfo
+from perf.rundir import utc_stamp
 from perf.workload.calibration import CALIBRATION_VERSION
+from perf.workload.plan import UNPACED_REPEATS
 
 __all__ = [
     "BASELINE_SCHEMA_VERSION",
     "Baseline",
+    "baseline_document",
     "baseline_path",
     "check_sampling",
     "load_baseline",
@@ -213,6 +217,34 @@ def rescale_for_machine(
         "there); memory and rates compared as stored"
     )
     return samples, note
+
+
+def baseline_document(
+    *,
+    head: GitState,
+    machine: MachineInfo,
+    set_name: str,
+    samples: Mapping[tuple[str, str], list[float]],
+    calibration_s: Sequence[float],
+    unpaced_repeats: int = UNPACED_REPEATS,
+) -> dict[str, Any]:
+    """The document ``write_baseline`` stores for the head's rounds: its ``samples`` per
+    ``(benchmark, metric)``, the calibration kernel's time of each round, and how each
+    unpaced sample was taken (the median of ``unpaced_repeats`` measurements)."""
+    nested: dict[str, dict[str, list[float]]] = {}
+    for (bench, metric), values in samples.items():
+        nested.setdefault(bench, {})[metric] = values
+    return {
+        "created_utc": utc_stamp(),
+        "commit": head.commit,
+        "dirty": head.dirty,
+        "set": set_name,
+        "python": machine.python_version,
+        "machine": machine.as_dict(),
+        "calibration": {"version": CALIBRATION_VERSION, "seconds": calibration_s},
+        "sampling": {"unpaced_repeats": unpaced_repeats},
+        "samples": nested,
+    }
 
 
 def write_baseline(path: Path, document: Mapping[str, Any]) -> None:
