@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from perf import files
 from perf.files import dumps, write_json
 
 
@@ -41,7 +40,7 @@ def test_a_failure_after_the_temp_file_exists_removes_it(
     def broken_replace(src: str, dst: str) -> None:
         raise RuntimeError("not an OSError")
 
-    monkeypatch.setattr(files.os, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(RuntimeError):
         write_json(path, {"new": True})
     assert json.loads(path.read_text(encoding="utf-8")) == {"old": True}
@@ -62,8 +61,8 @@ def test_the_text_is_flushed_to_disk_before_it_replaces_the_file(
         calls.append("replace")
         real_replace(src, dst)
 
-    monkeypatch.setattr(files.os, "fsync", fsync)
-    monkeypatch.setattr(files.os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     write_json(tmp_path / "doc.json", [1])
     assert calls == ["fsync", "replace"]
 
