@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["dumps", "write_json"]
+__all__ = ["dumps", "write_json", "write_text"]
 
 
 def dumps(data: Any) -> str:
@@ -32,7 +32,11 @@ def write_json(path: Path, data: Any) -> None:
     Raises ``OSError`` (callers map it to the error naming their file) and ``ValueError``
     for data that is not JSON.
     """
-    text = dumps(data)
+    write_text(path, dumps(data))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`write_json` does."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

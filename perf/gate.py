@@ -604,7 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GateError as exc:
         print(f"perf gate: could not decide: {exc}", file=sys.stderr)
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            print(f"::error title=perf gate could not decide::{exc}")
+            from perf.report.github import error_annotation
+
+            print(error_annotation("perf gate could not decide", str(exc)))
         return int(exit_code(exc))
     except KeyboardInterrupt:
         print("perf gate: interrupted", file=sys.stderr)

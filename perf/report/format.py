@@ -7,6 +7,7 @@ Every formatter takes None (and NaN or infinity) as "no figure" and prints "n/a"
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Sequence
 
@@ -19,6 +20,8 @@ __all__ = [
     "format_pvalue",
     "format_ratio",
     "format_value",
+    "markdown_code",
+    "markdown_text",
     "median",
 ]
 
@@ -117,3 +120,40 @@ def format_factor(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return NA
     return f"{value:.2f}"
+
+
+_MD_SPECIAL = str.maketrans(
+    {
+        "\\": "\\\\",
+        "|": "\\|",
+        "<": "&lt;",
+        ">": "&gt;",
+        "&": "&amp;",
+        "[": "\\[",
+        "]": "\\]",
+        "*": "\\*",
+        "_": "\\_",
+        "~": "\\~",
+        "`": "\\`",
+        "#": "\\#",
+        # An entity shows "@" but is no mention: report text never pings a person or team.
+        "@": "&#64;",
+        "\n": " ",
+        "\r": " ",
+    }
+)
+# GitHub links bare addresses; an entity in the scheme's colon or after "www" stops that.
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto)(:)|\b(www)(\.)")
+
+
+def markdown_text(value: object) -> str:
+    """Text safe in a markdown table cell or line: no table breaks, no HTML, no links, no
+    emphasis, no mentions of people or teams (``@name``), no autolinked addresses."""
+    text = str(value).translate(_MD_SPECIAL)
+    return _AUTOLINK.sub(lambda m: f"{m[1]}&#58;" if m[1] else f"{m[3]}&#46;", text)
+
+
+def markdown_code(value: object) -> str:
+    """Text as a markdown code span, safe inside a table cell."""
+    text = str(value).replace("`", "'").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return f"`{text}`"

@@ -10,7 +10,12 @@ from perf.report.analysis import Analysis
 from perf.report.render import render_pr_comment
 from perf.report.view import build_report
 
-__all__ = ["ANNOTATION_LIMIT", "github_annotations", "github_summary"]
+__all__ = [
+    "ANNOTATION_LIMIT",
+    "error_annotation",
+    "github_annotations",
+    "github_summary",
+]
 
 ANNOTATION_LIMIT = 10  # GitHub shows at most 10 annotations of each level per step
 
@@ -32,6 +37,12 @@ def _escape_property(text: str) -> str:
 
 def _annotation(level: str, title: str, message: str) -> str:
     return f"::{level} title={_escape_property(title)}::{_escape_data(message)}"
+
+
+def error_annotation(title: str, message: str) -> str:
+    """One ``::error`` workflow command, its title and message escaped as GitHub requires
+    (a message cannot end the command early or start another)."""
+    return _annotation("error", title, message)
 
 
 def github_annotations(outcome: GateOutcome, *, limit: int | None = ANNOTATION_LIMIT) -> list[str]:

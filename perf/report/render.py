@@ -15,7 +15,6 @@ import contextlib
 import functools
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from enum import Enum
@@ -40,6 +39,8 @@ from perf.report.format import (
     format_pvalue,
     format_ratio,
     format_value,
+    markdown_code,
+    markdown_text,
 )
 from perf.report.view import ReportData, build_report
 
@@ -62,43 +63,6 @@ _PR_ROW_LIMITS = (50, 25, 10, 5, 0)
 # --------------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------------
-
-
-_MD_SPECIAL = str.maketrans(
-    {
-        "\\": "\\\\",
-        "|": "\\|",
-        "<": "&lt;",
-        ">": "&gt;",
-        "&": "&amp;",
-        "[": "\\[",
-        "]": "\\]",
-        "*": "\\*",
-        "_": "\\_",
-        "~": "\\~",
-        "`": "\\`",
-        "#": "\\#",
-        # An entity shows "@" but is no mention: report text never pings a person or team.
-        "@": "&#64;",
-        "\n": " ",
-        "\r": " ",
-    }
-)
-# GitHub links bare addresses; an entity in the scheme's colon or after "www" stops that.
-_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto)(:)|\b(www)(\.)")
-
-
-def _f_md(value: object) -> str:
-    """Text safe in a markdown table cell or line: no table breaks, no HTML, no links, no
-    emphasis, no mentions of people or teams (``@name``), no autolinked addresses."""
-    text = str(value).translate(_MD_SPECIAL)
-    return _AUTOLINK.sub(lambda m: f"{m[1]}&#58;" if m[1] else f"{m[3]}&#46;", text)
-
-
-def _f_mdcode(value: object) -> str:
-    """Text as a markdown code span, safe inside a table cell."""
-    text = str(value).replace("`", "'").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-    return f"`{text}`"
 
 
 @functools.cache
@@ -127,8 +91,8 @@ def environment() -> jinja2.Environment:
         duration=format_duration,
         loadavg=format_loadavg,
         factor=format_factor,
-        md=_f_md,
-        mdcode=_f_mdcode,
+        md=markdown_text,
+        mdcode=markdown_code,
     )
     return env
 

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from perf.decide.outcome import GateOutcome
 from perf.errors import GateError, exit_code
-from perf.files import write_json
+from perf.files import write_json, write_text
 from perf.measure.suites import suites_dir
+from perf.report.format import markdown_text
 
 if TYPE_CHECKING:
     from perf.report.analysis import Analysis
@@ -70,10 +71,10 @@ def write_error_files(run_dir: Path, mode: str, exc: GateError) -> None:
         run_dir / "report.json",
         {"verdict": "error", "exit_status": int(exit_code(exc)), "error": text, "comparisons": []},
     )
-    (run_dir / "pr_comment.md").write_text(
+    write_text(
+        run_dir / "pr_comment.md",
         "## Crucible perf gate: could not decide (exit 2)\n\n"
-        f"{text}\n\nNo verdict was reached, so this build is not passed.\n",
-        encoding="utf-8",
+        f"{markdown_text(text)}\n\nNo verdict was reached, so this build is not passed.\n",
     )
     write_json(
         run_dir / "manifest.json",
