@@ -62,7 +62,7 @@ from perf.measure.round_files import write_round_files
 from perf.measure.rounds import RoundRunner, RoundSamples, compile_tree, sample_map
 from perf.measure.suites import run_suites
 from perf.measure.worktree import base_worktree, default_base, resolve_ref
-from perf.paths import DEFAULT_OUTPUT
+from perf.paths import DEFAULT_OUTPUT, display_path
 from perf.paths import REPO_ROOT as ROOT
 from perf.profile import memory_and_leaks
 from perf.profiling.gate_profiles import ProfileSection, differentials
@@ -448,7 +448,8 @@ def _outcome(
         comparisons=measured.comparisons,
         head_commit=run.head.commit,
         head_dirty=run.head.dirty,
-        base_label=run.base_commit or str(baseline.path if baseline else "none (baseline written)"),
+        base_label=run.base_commit
+        or (display_path(baseline.path) if baseline else "none (baseline written)"),
         rounds=measured.samples.rounds("head"),
         rounds_all_cases=rounds,
         max_rounds=run.policy.max_rounds,

@@ -29,6 +29,7 @@ from typing import Any
 from perf.errors import BaselineError, OutputError
 from perf.files import write_json
 from perf.measure.meta import GitState, MachineInfo
+from perf.paths import display_path
 from perf.rundir import utc_stamp
 from perf.workload.calibration import CALIBRATION_VERSION
 from perf.workload.plan import UNPACED_REPEATS
@@ -83,7 +84,7 @@ def baseline_path(root: Path, set_name: str) -> Path:
 
 
 def _fail(path: Path, problem: str) -> BaselineError:
-    return BaselineError(problem, str(path), f"refresh it with {FIX}")
+    return BaselineError(problem, display_path(path), f"refresh it with {FIX}")
 
 
 def _require(data: Mapping[str, Any], key: str, kind: type, path: Path) -> Any:
@@ -119,7 +120,7 @@ def load_baseline(path: Path) -> Baseline:
     """Read and check a baseline file; BaselineError names the file and the fix."""
     if not path.exists():
         raise BaselineError(
-            "no stored baseline", str(path), f"create it on this machine with {FIX}"
+            "no stored baseline", display_path(path), f"create it on this machine with {FIX}"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -131,7 +132,7 @@ def load_baseline(path: Path) -> Baseline:
     if version > BASELINE_SCHEMA_VERSION:
         raise BaselineError(
             f"baseline schema {version} is newer than this gate reads ({BASELINE_SCHEMA_VERSION})",
-            str(path),
+            display_path(path),
             f"update the gate, or rewrite the baseline with this version: {FIX}",
         )
     if version < 1:
@@ -174,7 +175,7 @@ def check_sampling(baseline: Baseline, unpaced_repeats: int) -> None:
         raise BaselineError(
             f"baseline samples are medians of {baseline.unpaced_repeats} measurement(s) per "
             f"round, this gate takes medians of {unpaced_repeats}",
-            str(baseline.path),
+            display_path(baseline.path),
             f"refresh it with {FIX}",
         )
 
@@ -192,14 +193,14 @@ def rescale_for_machine(
     if baseline.python != python:
         raise BaselineError(
             f"baseline was taken with Python {baseline.python}, this run uses {python}",
-            str(baseline.path),
+            display_path(baseline.path),
             f"take a baseline with this Python: {FIX}",
         )
     if baseline.calibration_version != CALIBRATION_VERSION:
         raise BaselineError(
             f"baseline calibration kernel v{baseline.calibration_version} differs from "
             f"this gate's v{CALIBRATION_VERSION}",
-            str(baseline.path),
+            display_path(baseline.path),
             f"refresh it with {FIX}",
         )
     samples = {b: {m: list(v) for m, v in ms.items()} for b, ms in baseline.samples.items()}
@@ -255,5 +256,5 @@ def write_baseline(path: Path, document: Mapping[str, Any]) -> None:
         write_json(path, data)
     except OSError as exc:
         raise OutputError(
-            f"cannot write the baseline ({exc})", str(path), "make the folder writable"
+            f"cannot write the baseline ({exc})", display_path(path), "make the folder writable"
         ) from None
