@@ -47,3 +47,28 @@ def test_no_pyperf_file_for_a_side_without_benchmark_figures(tmp_path: Path) -> 
     write_round_files(tmp_path, samples, PLAN)
     assert not (tmp_path / "head.json").exists()
     assert (tmp_path / "samples.json").exists()
+
+
+def test_each_run_records_the_seconds_its_round_spent_not_a_guess_from_bytes(
+    tmp_path: Path,
+) -> None:
+    samples = RoundSamples()
+    for took in (0.5, 0.7):
+        samples.add(
+            "head",
+            {
+                "calibration": None,
+                "samples": {"s.a.core": {"time": 0.02, "rss_peak": 3e7}},
+                "durations_s": {"s.a.core": took},
+            },
+        )
+    write_round_files(tmp_path, samples, PLAN)
+    suite = pyperf.BenchmarkSuite.load(str(tmp_path / "head.json"))
+    rss = suite.get_benchmark("s.a.core.rss_peak")
+    # Without "duration" pyperf takes a run's values as seconds: 3e7 bytes would read as
+    # 347 days a run. With it, the total is the time the rounds spent on the case.
+    assert rss.get_total_duration() == 0.5 + 0.7
+    assert [run.get_metadata()["duration"] for run in rss.get_runs()] == [0.5, 0.7]
+    assert json.loads((tmp_path / "samples.json").read_text())["durations_s"] == {
+        "head": {"s.a.core": [0.5, 0.7]}
+    }

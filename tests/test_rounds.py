@@ -91,6 +91,7 @@ def test_a_round_alternates_sides_per_repeat_and_asks_head_only_cases_of_head(
 
         def ask(self, request: dict[str, object]) -> dict[str, object]:
             asked.append((self.side, dict(request)))
+            time.sleep(0.01)  # each ask takes at least this long, request to reply
             bench = "s.a.core" if request["case"] == 0 else "s.d.core-daemon"
             return {"bench": bench, "values": {"time": next(self.values)}}
 
@@ -116,6 +117,10 @@ def test_a_round_alternates_sides_per_repeat_and_asks_head_only_cases_of_head(
     assert docs["base"]["samples"] == {"s.a.core": {"time": 2.0}}
     assert docs["head"]["samples"]["s.a.core"] == {"time": 2.0}
     assert docs["head"]["samples"]["s.d.core-daemon"] == {"time": 5.0}
+    # The seconds each side spent on a case: every one of its asks, request to reply.
+    assert docs["base"]["durations_s"]["s.a.core"] >= 3 * 0.01
+    assert 0.01 <= docs["head"]["durations_s"]["s.d.core-daemon"] < 3 * 0.01 + 5
+    assert "s.d.core-daemon" not in docs["base"]["durations_s"]
 
 
 def test_progress_counts_rounds_then_the_budget(

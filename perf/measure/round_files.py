@@ -19,16 +19,21 @@ def write_pyperf(
     path: Path,
     side_values: Mapping[str, Mapping[str, list[float | None]]],
     case_meta: Mapping[str, Mapping[str, str | int | float]],
+    durations_s: Mapping[str, Sequence[float]] | None = None,
 ) -> None:
     """Every benchmark-stored metric of one side as a pyperf suite: one run per round (one
     fresh process each), so ``python -m pyperf stats`` and ``compare_to`` read it. Each run
-    carries its case's parameters (``crucible_*`` metadata: scenario, events, seeds)."""
+    carries its case's parameters (``crucible_*`` metadata: scenario, events, seeds) and,
+    where measured, the wall seconds its round spent on the case as ``duration``: without
+    it pyperf estimates a run's duration from its values, which for bytes or counts reads
+    as hundreds of thousands of days."""
     import pyperf
 
     from perf.workload.metrics import METRICS, Storage
 
     benchmarks = []
     for bench in sorted(side_values):
+        took = list((durations_s or {}).get(bench, ()))
         for metric, values in sorted(side_values[bench].items()):
             info = METRICS.get(metric)
             if info is None or info.storage is not Storage.BENCHMARK:
@@ -41,10 +46,11 @@ def write_pyperf(
                         "name": f"{bench}.{metric}",
                         "unit": info.unit,
                         "loops": 1,
+                        **({"duration": took[i]} if i < len(took) else {}),
                     },
                     collect_metadata=False,
                 )
-                for v in values
+                for i, v in enumerate(values)
                 if v is not None and v > 0
             ]
             if runs:
@@ -60,11 +66,19 @@ def write_round_files(
     report links them."""
     for side in samples.values:
         write_pyperf(
-            run_dir / f"{side}.json", samples.values[side], {i["bench"]: i["meta"] for i in plan}
+            run_dir / f"{side}.json",
+            samples.values[side],
+            {i["bench"]: i["meta"] for i in plan},
+            samples.durations_s.get(side),
         )
     write_json(
         run_dir / "samples.json",
-        {"plan": plan, "calibration_s": samples.calibration_s, "values": samples.values},
+        {
+            "plan": plan,
+            "calibration_s": samples.calibration_s,
+            "values": samples.values,
+            "durations_s": samples.durations_s,
+        },
     )
     return (
         *(

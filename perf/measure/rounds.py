@@ -55,6 +55,9 @@ class RoundSamples:
 
     calibration_s: dict[str, list[float]] = field(default_factory=dict)
     values: dict[str, dict[str, dict[str, list[float | None]]]] = field(default_factory=dict)
+    # Wall seconds each side spent measuring a case in a round (every ask of it, measured
+    # by the gate), in the order of ``values``: pyperf's ``duration`` of that round's runs.
+    durations_s: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     counted: dict[str, int] = field(default_factory=dict)
 
     def add(self, side: str, document: Mapping[str, Any]) -> None:
@@ -66,6 +69,9 @@ class RoundSamples:
         for bench, metrics in document["samples"].items():
             for metric, value in metrics.items():
                 per_side.setdefault(bench, {}).setdefault(metric, []).append(value)
+        durations = self.durations_s.setdefault(side, {})
+        for bench, seconds in document.get("durations_s", {}).items():
+            durations.setdefault(bench, []).append(float(seconds))
 
     def rounds(self, side: str) -> int:
         return self.counted.get(side, 0)
@@ -207,17 +213,21 @@ def _hello(worker: SideProcess) -> dict[str, Any]:
 
 def _ask_case(
     workers: Mapping[str, SideProcess], index: int, item: Mapping[str, Any], rng: random.Random
-) -> dict[str, list[dict[str, float | None]]]:
+) -> tuple[dict[str, list[dict[str, float | None]]], dict[str, float]]:
     """Every side's answers to one case, ``repeats`` asks each, the sides in random order
-    ask by ask; only the first ask warms up (where the case does) and traces."""
+    ask by ask; only the first ask warms up (where the case does) and traces. Also the wall
+    seconds each side's asks took, request to reply."""
     asks: dict[str, list[dict[str, float | None]]] = {}
+    took: dict[str, float] = {}
     asked = [side for side in workers if side in item.get("sides", workers)]
     for repeat in range(int(item.get("repeats", 1))):
         rng.shuffle(asked)
         request = {"case": index, "warmup": bool(item["warmup"]) and not repeat}
         request["traced"] = not repeat
         for side in asked:
+            start = time.perf_counter()
             reply = workers[side].ask(request)
+            took[side] = took.get(side, 0.0) + time.perf_counter() - start
             if "error" in reply:
                 raise ResultError(
                     f"benchmark crashed on {workers[side].tree}: {reply['error']}",
@@ -225,7 +235,7 @@ def _ask_case(
                     _FIX,
                 )
             asks.setdefault(side, []).append(reply["values"])
-    return asks
+    return asks, took
 
 
 def run_round(
@@ -247,8 +257,10 @@ def run_round(
         documents = {side: _hello(worker) for side, worker in workers.items()}
         for index in indices:
             item = plan[index]
-            for side, values in _ask_case(workers, index, item, rng).items():
+            asks, took = _ask_case(workers, index, item, rng)
+            for side, values in asks.items():
                 documents[side]["samples"][item["bench"]] = merge_repeats(values)
+                documents[side].setdefault("durations_s", {})[item["bench"]] = took[side]
         return documents
     finally:
         for worker in workers.values():
