@@ -772,6 +772,7 @@ class _Conn(asyncio.Protocol):
         server = self.server
         publish = server.core.publish
         sources = server.sources
+        pack = self._pack_body  # measures map payloads (decode_event)
         backlog = self._backlog
         budget = _PUBLISH_SLICE
         while backlog and budget:
@@ -787,7 +788,7 @@ class _Conn(asyncio.Protocol):
                     i += 1
                     continue
                 try:
-                    event = decode_event(events[i], sources, True)
+                    event = decode_event(events[i], sources, True, pack)
                 except ValueError as exc:
                     self._reject(frame, first + i, "malformed", str(exc))
                     i += 1

@@ -1,0 +1,172 @@
+"""Daemon probes: one misbehaving peer per test, beside a well-behaved producer and service
+at work. Each checks that the attack is stopped, that the bystander's events keep being
+delivered meanwhile, and that afterwards the accounting balances with nothing in flight
+and no accepted event lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from crucible import Event, Kind, Source, SourceType
+from crucible._daemon.client import AdminClient, Backoff, Producer, ServiceClient
+from crucible._daemon.codec import CACHE_EVENT_BYTES, encode_body, event_fields
+from crucible._daemon.protocol import (
+    PUBLISH,
+    RESULT,
+)
+from crucible._daemon.server import DaemonServer
+from crucible._protocol import Stats
+
+from .test_daemon_support import WAIT_S, Raw, Remote, daemon, fast_core, until
+
+_SOURCE = Source("probe", SourceType.API)
+_BACKOFF = Backoff(attempts=5, base_s=0.01, max_s=0.05)
+_n = 0
+
+
+def ev(kind: Kind = Kind.RECORD_CREATED, **kw: Any) -> Event:
+    global _n
+    _n += 1
+    kw.setdefault("payload", b"p" * 32)
+    return Event(id=f"b{_n}", kind=kind, source=_SOURCE, **kw)
+
+
+def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    async def bounded() -> None:
+        async with asyncio.timeout(60):
+            await coro_fn()
+
+    asyncio.run(bounded())
+
+
+class Bystander:
+    """A producer publishing a small batch every few milliseconds to its own service."""
+
+    def __init__(self, server: DaemonServer, service: Remote, kind: Kind) -> None:
+        self.service = service
+        self.kind = kind
+        self.host = ServiceClient(server.path, backoff=_BACKOFF, reconnect=False)
+        self.producer = Producer(server.path, backoff=_BACKOFF)
+        self.admin = AdminClient(server.path, backoff=_BACKOFF)
+        self.accepted: list[str] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.host.add(self.service)
+        self._task = asyncio.get_running_loop().create_task(self._publish())
+
+    async def _publish(self) -> None:
+        while not self._stop.is_set():
+            batch = [ev(self.kind) for _ in range(5)]
+            verdicts = await self.producer.publish_many(batch)
+            self.accepted += [e.id for e, v in zip(batch, verdicts, strict=True) if v is None]
+            await asyncio.sleep(0.01)
+
+    async def progress(self, events: int = 20) -> None:
+        """Return once ``events`` more of the bystander's events were handled."""
+        target = len(self.service.seen) + events
+        await until(lambda: len(self.service.seen) >= target)
+
+    async def finish(self) -> Stats:
+        """Stop publishing, settle, and check the bystander's events and the accounting."""
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+        stats = await self.admin.settle(WAIT_S)
+        assert stats.balanced and stats.in_flight == 0, stats
+        letters = {d["id"] for d in await self.admin.dead_letters(100_000)}
+        seen = set(self.service.seen)
+        assert self.accepted, "the bystander published nothing"
+        assert [e for e in self.accepted if e not in seen and e not in letters] == []  # lost
+        for client in (self.producer, self.host, self.admin):
+            await client.close()
+        return stats
+
+
+@asynccontextmanager
+async def beside(
+    server: DaemonServer, service: Remote | None = None, kind: Kind = Kind.RECORD_CREATED
+) -> AsyncIterator[Bystander]:
+    bystander = Bystander(server, service or Remote("database-0"), kind)
+    await bystander.start()
+    try:
+        yield bystander
+    finally:
+        bystander._stop.set()
+        if bystander._task is not None and not bystander._task.done():
+            bystander._task.cancel()
+            with contextlib.suppress(BaseException):
+                await bystander._task
+        for client in (bystander.producer, bystander.host, bystander.admin):
+            await client.close()
+
+
+def _ring_ids(host: ServiceClient) -> set[str]:
+    """The ids of the events a service client keeps for later DELIVERs to name."""
+    kept = (e for e in host._events if e is not None)
+    return {e[0] if isinstance(e, tuple) else e.id for e in kept}
+
+
+# ------------------------------------------------------- a map payload's declared size
+
+
+def test_a_map_payloads_size_is_measured_not_taken_from_the_producer() -> None:
+    async def main() -> None:
+        async with (
+            daemon(core=fast_core(max_event_bytes=1000)) as server,
+            beside(server) as bystander,
+        ):
+            raw = await Raw.open(server.path, "producer")
+            base = event_fields(ev())  # to the bystander's service
+
+            def fields(event_id: str, payload: object, declared: int) -> tuple[Any, ...]:
+                return (event_id, *base[1:4], payload, *base[5:13], declared, base[14])
+
+            big = {"pad": "x" * 5000}  # about 5 KB, declared 0
+            small = {"pad": "x" * 100}  # about 100 bytes, declared a gigabyte
+            raw.send([PUBLISH, 1, [fields("big", big, 0), fields("small", small, 10**9)]])
+            kind, last, rejections = await raw.next_frame()
+            assert (kind, last) == (RESULT, 2)
+            # The declared size is ignored: the big map is over the limit, the small one not.
+            assert [(seq, reason) for seq, reason, _ in rejections] == [(1, "oversized")]
+            assert str(len(encode_body(big))) in rejections[0][2]
+            await bystander.progress()
+            await raw.close()
+            stats = await bystander.finish()
+            assert stats.rejected == 1
+
+    run(main)
+
+
+def test_a_service_client_does_not_keep_a_large_map_declared_small() -> None:
+    async def main() -> None:
+        got: list[Event] = []
+
+        async def handler(event: Event) -> None:
+            got.append(event)
+
+        async with daemon() as server, beside(server) as bystander:
+            host = ServiceClient(server.path, backoff=_BACKOFF, reconnect=False)
+            await host.subscribe("file-0", "file", handler)
+            raw = await Raw.open(server.path, "producer")
+            payload = {"pad": "y" * (4 * CACHE_EVENT_BYTES)}
+            fields = list(event_fields(Event(id="large", kind=Kind.FILE_CREATED, source=_SOURCE)))
+            fields[4], fields[13] = payload, 0
+            raw.send([PUBLISH, 1, [fields]])
+            assert (await raw.next_frame())[2] == ()  # accepted
+            await until(lambda: len(got) == 1)
+            # The service sees the daemon's measure, and its client did not keep the event.
+            assert got[0].size_bytes == len(encode_body(payload)) > CACHE_EVENT_BYTES
+            assert "large" not in _ring_ids(host)
+            await bystander.progress()
+            await raw.close()
+            await host.close()
+            stats = await bystander.finish()
+            assert stats.delivered == len(bystander.accepted) + 1
+
+    run(main)
