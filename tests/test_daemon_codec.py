@@ -212,6 +212,30 @@ def test_a_stream_that_ends_inside_a_frame_is_truncated() -> None:
     assert info.value.code == ErrorCode.TRUNCATED
 
 
+def test_a_first_frame_over_its_own_limit_is_refused_at_its_length() -> None:
+    decoder = FrameDecoder(1 << 20, first_frame_bytes=64)
+    with pytest.raises(ProtocolError) as info:
+        decoder.feed(struct.pack(">I", 65))
+    assert info.value.code == ErrorCode.HANDSHAKE
+    assert "max_hello_bytes=64" in info.value.message
+
+
+def test_only_the_first_frame_has_the_first_frame_limit() -> None:
+    first, big = encode_frame([1, "hello"]), encode_frame([2, b"b" * 5000])
+    data = first + big + big
+    for step in (1, 7, len(data)):  # byte by byte, in pieces, all at once
+        decoder = FrameDecoder(8192, first_frame_bytes=64)
+        out = [f for i in range(0, len(data), step) for f in decoder.feed(data[i : i + step])]
+        assert out == [(1, "hello"), (2, b"b" * 5000), (2, b"b" * 5000)]
+        assert decoder.buffered == 0
+    decoder = FrameDecoder(8192, first_frame_bytes=64)
+    assert decoder.feed(first[:-1]) == []
+    assert decoder.buffered == len(first) - 1  # held under its limit until whole
+    with pytest.raises(ProtocolError) as info:
+        decoder.check_eof()
+    assert info.value.code == ErrorCode.TRUNCATED
+
+
 def test_frames_split_anywhere_and_glued_together_come_out_whole() -> None:
     data = encode_frame([1, "a"]) + encode_frame([2, b"b" * 100]) + encode_frame([3])
     decoder = FrameDecoder(4096)
@@ -302,6 +326,8 @@ def test_backoff_delays_double_up_to_the_cap() -> None:
         {"read_timeout_s": float("inf")},
         {"max_connections": True},
         {"drain_timeout_s": -1},
+        {"max_hello_bytes": 255},
+        {"max_hello_bytes": 8192, "max_frame_bytes": 4096},
     ],
 )
 def test_limits_are_checked(bad: dict[str, Any]) -> None:
@@ -311,7 +337,12 @@ def test_limits_are_checked(bad: dict[str, Any]) -> None:
 
 def test_daemon_options_round_trip_through_the_command_line() -> None:
     core = CoreConfig(max_queue=16, backpressure="reject", service_concurrency=3, seed=9)
-    limits = DaemonLimits(max_frame_bytes=65536, read_timeout_s=0.5, max_connections=7)
+    limits = DaemonLimits(
+        max_frame_bytes=65536,
+        read_timeout_s=0.5,
+        max_hello_bytes=1024,
+        max_connections=7,
+    )
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--socket", "x", *daemon_argv(core, limits)])

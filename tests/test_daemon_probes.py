@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from crucible import Event, Kind, Source, SourceType
 from crucible._daemon.client import AdminClient, Backoff, Producer, ServiceClient
-from crucible._daemon.codec import CACHE_EVENT_BYTES, encode_body, event_fields
+from crucible._daemon.codec import CACHE_EVENT_BYTES, encode_body, encode_frame, event_fields
 from crucible._daemon.protocol import (
     PUBLISH,
     RESULT,
+    WELCOME,
+    ErrorCode,
+    hello,
 )
 from crucible._daemon.server import DaemonServer
 from crucible._protocol import Stats
@@ -168,5 +172,40 @@ def test_a_service_client_does_not_keep_a_large_map_declared_small() -> None:
             await host.close()
             stats = await bystander.finish()
             assert stats.delivered == len(bystander.accepted) + 1
+
+    run(main)
+
+
+# ------------------------------------------------------- a large frame before HELLO
+
+
+def test_a_frame_before_hello_is_limited_to_max_hello_bytes() -> None:
+    async def main() -> None:
+        async with daemon() as server, beside(server) as bystander:
+            raw = await Raw.open(server.path)
+            raw.send_bytes(struct.pack(">I", (16 << 20) - 1) + b"q" * 65536)
+            # Refused at the length, long before the handshake timeout would close it.
+            message = await raw.expect_error(ErrorCode.HANDSHAKE, timeout_s=2.0)
+            assert "max_hello_bytes=4096" in message
+            # What a connection may make the daemon hold before its HELLO: 4 KiB.
+            holders = [await Raw.open(server.path) for _ in range(8)]
+            for h in holders:
+                h.send_bytes(struct.pack(">I", 4000) + b"q" * 3000)
+            await until(lambda: sum(c.decoder.buffered for c in server.conns) >= 8 * 3004)
+            assert max(c.decoder.buffered for c in server.conns) <= 4 + 4096
+            await bystander.progress()
+            # Only the first frame: one pipelined after the HELLO may be full size.
+            big = event_fields(ev(Kind.RECORD_CREATED, payload=b"B" * 20_000))
+            piped = await Raw.open(server.path)
+            piped.send_bytes(
+                encode_frame(hello("producer", "p")) + encode_frame([PUBLISH, 1, [big]])
+            )
+            assert (await piped.next_frame())[0] == WELCOME
+            assert (await piped.next_frame()) == (RESULT, 1, ())
+            for c in (raw, piped, *holders):
+                await c.close()
+            stats = await bystander.finish()
+            # The refused frame, and the holders that hung up mid-frame (truncated).
+            assert stats.extra["protocol_errors"] == 1 + len(holders)
 
     run(main)

@@ -103,13 +103,18 @@ def encode_frame(obj: object) -> bytes:
 class FrameDecoder:
     """Splits a byte stream into frames and unpacks each. ``buffered`` is how many bytes of
     an incomplete frame are held. A length over ``max_frame_bytes`` is refused as soon as the
-    header arrives, before the body is read."""
+    header arrives, before the body is read.
 
-    __slots__ = ("_buf", "_max")
+    ``first_frame_bytes``: a lower limit for the stream's first frame alone (the daemon's
+    HELLO, sent before a peer has said who it is), refused with ``handshake``; the frames
+    after it have ``max_frame_bytes``."""
 
-    def __init__(self, max_frame_bytes: int) -> None:
+    __slots__ = ("_buf", "_first", "_max")
+
+    def __init__(self, max_frame_bytes: int, *, first_frame_bytes: int | None = None) -> None:
         self._buf = bytearray()
         self._max = max_frame_bytes
+        self._first = first_frame_bytes
 
     @property
     def buffered(self) -> int:
@@ -117,7 +122,10 @@ class FrameDecoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Any]:
         """The unpacked bodies of the frames completed by ``data``. Raises ProtocolError
-        (``oversized`` or ``malformed``); the decoder is then unusable."""
+        (``oversized``, ``malformed``, or ``handshake`` for a first frame over its limit);
+        the decoder is then unusable."""
+        if self._first is not None:
+            return self._feed_first(data)
         buf = self._buf
         if buf:
             buf += data
@@ -151,6 +159,28 @@ class FrameDecoder:
         elif pos < end:
             buf += data[pos:]
         return out
+
+    def _feed_first(self, data: bytes | bytearray | memoryview) -> list[Any]:
+        """``feed`` until the first frame is whole: it is held under its own limit, then the
+        bytes go through ``feed`` with the limit of every frame."""
+        limit = self._first
+        assert limit is not None
+        buf = self._buf
+        buf += data
+        if len(buf) < HEADER_BYTES:
+            return []
+        (size,) = _unpack_header(buf, 0)
+        if size > limit:
+            raise ProtocolError(
+                ErrorCode.HANDSHAKE,
+                f"a first frame of {size} bytes exceeds max_hello_bytes={limit}",
+            )
+        if len(buf) < HEADER_BYTES + size:
+            return []
+        self._first = None
+        held = bytes(buf)
+        buf.clear()
+        return self.feed(held)
 
     def check_eof(self) -> None:
         """Raise ProtocolError(``truncated``) if the stream ended inside a frame."""

@@ -60,6 +60,13 @@ LIMIT_FLAGS: Final = (
     _Flag("max_events_per_frame", "--max-events-per-frame", _int, "most events in one frame"),
     _Flag("handshake_timeout_s", "--handshake-timeout", _float, "seconds to send HELLO"),
     _Flag("read_timeout_s", "--read-timeout", _float, "seconds of silence mid-frame"),
+    _Flag(
+        "max_hello_bytes",
+        "--max-hello-bytes",
+        _int,
+        "largest first frame (the HELLO), bytes: what a connection may make the daemon "
+        "hold before it has said who it is",
+    ),
     _Flag("max_connections", "--max-connections", _int, "connections open at once"),
     _Flag("drain_timeout_s", "--drain-timeout", _float, "seconds to drain on stop"),
 )

@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_EVENTS_PER_FRAME",
     "DEFAULT_MAX_FRAME_BYTES",
+    "DEFAULT_MAX_HELLO_BYTES",
     "DEFAULT_READ_TIMEOUT_S",
     "DELIVER",
     "ERROR",
@@ -128,10 +129,16 @@ DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024  # room for one 10 MB event an
 DEFAULT_MAX_EVENTS_PER_FRAME: Final = 1024
 DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 5.0
 DEFAULT_READ_TIMEOUT_S: Final = 10.0
+# The first frame (the HELLO, some 40 bytes plus the client's name): before it, a peer has
+# proven nothing, so it may make the daemon hold at most this much (256 connections: 1 MiB,
+# not the 4 GiB that max_frame_bytes would allow).
+DEFAULT_MAX_HELLO_BYTES: Final = 4096
 DEFAULT_MAX_CONNECTIONS: Final = 256
 DEFAULT_DRAIN_TIMEOUT_S: Final = 30.0
 # The smallest frame limit accepted: a HELLO, an ERROR and a small event must fit.
 MIN_FRAME_BYTES: Final = 4096
+# The smallest first-frame limit accepted: a HELLO with a client name of 200 characters.
+MIN_HELLO_BYTES: Final = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +151,8 @@ class DaemonLimits:
     - ``handshake_timeout_s``: a connection must send its HELLO within this time.
     - ``read_timeout_s``: a connection that sent part of a frame and then nothing for this
       long is closed with ``stalled``.
+    - ``max_hello_bytes``: largest first frame (the HELLO); a longer one is refused with
+      ``handshake`` as soon as its length arrives. Later frames may use ``max_frame_bytes``.
     - ``max_connections``: connections open at once; one more is told
       ``too_many_connections`` and closed.
     - ``drain_timeout_s``: on stop, how long the daemon waits for events in flight before it
@@ -154,6 +163,7 @@ class DaemonLimits:
     max_events_per_frame: int = DEFAULT_MAX_EVENTS_PER_FRAME
     handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    max_hello_bytes: int = DEFAULT_MAX_HELLO_BYTES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
 
@@ -169,6 +179,13 @@ class DaemonLimits:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
+        if not _is_int(self.max_hello_bytes) or not (
+            MIN_HELLO_BYTES <= self.max_hello_bytes <= self.max_frame_bytes
+        ):
+            raise ValueError(
+                f"max_hello_bytes must be an integer in [{MIN_HELLO_BYTES}, max_frame_bytes], "
+                f"not {self.max_hello_bytes!r}"
+            )
         for name in ("handshake_timeout_s", "read_timeout_s"):
             value = getattr(self, name)
             if not _is_number(value) or not 0 < value < float("inf"):

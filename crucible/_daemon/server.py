@@ -514,7 +514,9 @@ class _Conn(asyncio.Protocol):
         self.loop = server.loop
         self.limits = server.limits
         self.transport: asyncio.Transport | None = None
-        self.decoder = FrameDecoder(self.limits.max_frame_bytes)
+        self.decoder = FrameDecoder(
+            self.limits.max_frame_bytes, first_frame_bytes=self.limits.max_hello_bytes
+        )
         self.role: str | None = None
         self.client = ""
         self.lost = False
