@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from crucible._daemon.protocol import (
     PUBLISH,
     RESULT,
     WELCOME,
+    DaemonLimits,
     ErrorCode,
     hello,
 )
@@ -172,6 +174,77 @@ def test_a_service_client_does_not_keep_a_large_map_declared_small() -> None:
             await host.close()
             stats = await bystander.finish()
             assert stats.delivered == len(bystander.accepted) + 1
+
+    run(main)
+
+
+# ------------------------------------------------------- a frame trickled byte by byte
+
+
+def test_a_frame_trickled_byte_by_byte_is_cut_off_at_its_deadline() -> None:
+    async def main() -> None:
+        # Each byte comes well within read_timeout_s: only the whole frame's deadline binds.
+        limits = DaemonLimits(read_timeout_s=2.0, frame_timeout_s=1.0)
+        async with daemon(limits=limits) as server, beside(server) as bystander:
+            raw = await Raw.open(server.path, "producer")
+            t0 = time.monotonic()
+            raw.send_bytes(struct.pack(">I", 2 << 20) + b"z" * (1 << 20))
+
+            async def trickle() -> None:
+                while True:
+                    await asyncio.sleep(0.1)
+                    raw.send_bytes(b"z")
+
+            dripping = asyncio.get_running_loop().create_task(trickle())
+            try:
+                await bystander.progress()  # others go on while the frame is held
+                message = await raw.expect_error(ErrorCode.FRAME_TIMEOUT, timeout_s=6.0)
+            finally:
+                dripping.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await dripping
+            assert time.monotonic() - t0 >= limits.frame_timeout_s
+            assert "frame_timeout_s=1.0" in message
+            assert server.protocol_errors == 1
+            await raw.close()
+            await bystander.finish()
+
+    run(main)
+
+
+def test_time_the_daemon_is_not_reading_does_not_count_against_a_frame() -> None:
+    async def main() -> None:
+        # One delivery at a time and a queue of one, waiting for room: a producer's frames
+        # pile up until the daemon stops reading from it (backlog), its next frame half in.
+        gated = Remote("file-0")
+        gated.gate = asyncio.Event()
+        core = fast_core(max_queue=1, service_concurrency=1, backpressure="wait")
+        limits = DaemonLimits(read_timeout_s=1.0, frame_timeout_s=0.5)
+        async with daemon(core=core, limits=limits) as server, beside(server) as bystander:
+            host = ServiceClient(server.path, backoff=_BACKOFF, reconnect=False)
+            await host.add(gated)
+            raw = await Raw.open(server.path, "producer")
+            frames = [
+                encode_frame([PUBLISH, seq, [event_fields(ev(Kind.FILE_CREATED))]])
+                for seq in range(1, 8)
+            ]
+            raw.send_bytes(b"".join(frames[:6]) + frames[6][:20])
+            await until(lambda: any("backlog" in c._paused for c in server.conns))
+            (held,) = [c for c in server.conns if c._paused]
+            assert held.decoder.buffered == 20  # the seventh frame's start
+            await asyncio.sleep(3 * limits.frame_timeout_s)  # held up by the daemon
+            gated.gate.set()
+            await until(lambda: not held._paused)  # reading again: the frame's clock runs
+            raw.send_bytes(frames[6][20:])
+            results = [await raw.next_frame() for _ in range(7)]
+            assert results == [(RESULT, seq, ()) for seq in range(1, 8)]
+            await bystander.progress()
+            await until(lambda: len(gated.seen) == 7)
+            assert server.protocol_errors == 0
+            await raw.close()
+            await host.close()
+            stats = await bystander.finish()
+            assert stats.delivered == len(bystander.accepted) + 7
 
     run(main)
 

@@ -61,6 +61,13 @@ LIMIT_FLAGS: Final = (
     _Flag("handshake_timeout_s", "--handshake-timeout", _float, "seconds to send HELLO"),
     _Flag("read_timeout_s", "--read-timeout", _float, "seconds of silence mid-frame"),
     _Flag(
+        "frame_timeout_s",
+        "--frame-timeout",
+        _float,
+        "seconds a frame may take from its first byte to its last, however steadily its "
+        "bytes come (time the daemon is not reading does not count)",
+    ),
+    _Flag(
         "max_hello_bytes",
         "--max-hello-bytes",
         _int,

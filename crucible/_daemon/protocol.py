@@ -51,6 +51,7 @@ __all__ = [
     "ACK",
     "CANCEL",
     "DEFAULT_DRAIN_TIMEOUT_S",
+    "DEFAULT_FRAME_TIMEOUT_S",
     "DEFAULT_HANDSHAKE_TIMEOUT_S",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_EVENTS_PER_FRAME",
@@ -116,6 +117,7 @@ class ErrorCode:
     OVERSIZED: Final = "oversized"  # longer than max_frame_bytes, or too many events
     TRUNCATED: Final = "truncated"  # the peer closed its side in the middle of a frame
     STALLED: Final = "stalled"  # no byte for read_timeout_s in the middle of a frame
+    FRAME_TIMEOUT: Final = "frame_timeout"  # a frame not whole frame_timeout_s after its start
     HANDSHAKE: Final = "handshake"  # the first frame was not a valid HELLO
     VERSION: Final = "version"  # HELLO with a protocol version this daemon does not speak
     HANDSHAKE_TIMEOUT: Final = "handshake_timeout"
@@ -129,6 +131,10 @@ DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024  # room for one 10 MB event an
 DEFAULT_MAX_EVENTS_PER_FRAME: Final = 1024
 DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 5.0
 DEFAULT_READ_TIMEOUT_S: Final = 10.0
+# A whole frame, from its first byte: 16 MiB crosses a local socket in well under a second,
+# so this leaves a loaded machine ample room while a trickling peer cannot hold its partial
+# frame (and the memory it occupies) for long.
+DEFAULT_FRAME_TIMEOUT_S: Final = 30.0
 # The first frame (the HELLO, some 40 bytes plus the client's name): before it, a peer has
 # proven nothing, so it may make the daemon hold at most this much (256 connections: 1 MiB,
 # not the 4 GiB that max_frame_bytes would allow).
@@ -151,6 +157,10 @@ class DaemonLimits:
     - ``handshake_timeout_s``: a connection must send its HELLO within this time.
     - ``read_timeout_s``: a connection that sent part of a frame and then nothing for this
       long is closed with ``stalled``.
+    - ``frame_timeout_s``: a frame must be whole this long after its first byte arrived,
+      however steadily its bytes come; otherwise the connection is closed with
+      ``frame_timeout``. Time during which the daemon itself is not reading from the
+      connection (its backlog is full, or the peer does not read) does not count.
     - ``max_hello_bytes``: largest first frame (the HELLO); a longer one is refused with
       ``handshake`` as soon as its length arrives. Later frames may use ``max_frame_bytes``.
     - ``max_connections``: connections open at once; one more is told
@@ -163,6 +173,7 @@ class DaemonLimits:
     max_events_per_frame: int = DEFAULT_MAX_EVENTS_PER_FRAME
     handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    frame_timeout_s: float = DEFAULT_FRAME_TIMEOUT_S
     max_hello_bytes: int = DEFAULT_MAX_HELLO_BYTES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
@@ -186,7 +197,7 @@ class DaemonLimits:
                 f"max_hello_bytes must be an integer in [{MIN_HELLO_BYTES}, max_frame_bytes], "
                 f"not {self.max_hello_bytes!r}"
             )
-        for name in ("handshake_timeout_s", "read_timeout_s"):
+        for name in ("handshake_timeout_s", "read_timeout_s", "frame_timeout_s"):
             value = getattr(self, name)
             if not _is_number(value) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a finite number > 0, not {value!r}")

@@ -17,7 +17,8 @@ What happens when things go wrong:
 - A call overruns ``event_timeout_s``: the core's watchdog cancels it (a failure, retried);
   the daemon sends CANCEL so the service can stop the handler, and ignores a late ack.
 - A frame cannot be read (not msgpack, oversized, wrong shape, wrong handshake, truncated,
-  stalled): that connection gets an ERROR frame and is closed; the others carry on.
+  stalled, not whole within ``frame_timeout_s``): that connection gets an ERROR frame and
+  is closed; the others carry on.
 - Stop (SIGTERM/SIGINT or an admin ``stop``): no new connections; new PUBLISHes are
   rejected ``not_running``; the core is drained (``settle``) for ``drain_timeout_s``, then
   stopped, which dead-letters (reason ``stopped``) whatever is still in flight; the final
@@ -523,7 +524,13 @@ class _Conn(asyncio.Protocol):
         self.closing = False
         self._handlers: dict[int, _Handler] = _HELLO_HANDLERS
         self._paused: set[str] = set()
+        self._paused_at = 0.0
         self._last_rx = 0.0
+        # When the first byte of the incomplete frame the decoder holds arrived (shifted by
+        # the time reading was paused since); None when it holds none.
+        self._frame_started: float | None = None
+        # One timer for both read deadlines (stall, whole frame), armed only while a frame
+        # is incomplete.
         self._stall_timer: asyncio.TimerHandle | None = None
         self._hello_timer: asyncio.TimerHandle | None = None
         # producer
@@ -573,7 +580,7 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        self._last_rx = self.loop.time()
+        self._last_rx = now = self.loop.time()
         try:
             frames = self.decoder.feed(data)
             for frame in frames:
@@ -595,14 +602,17 @@ class _Conn(asyncio.Protocol):
             _log.exception("internal error on a %s connection", self.role)
             self.fail(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
             return
-        if self.decoder.buffered and not self._paused:
-            if self._stall_timer is None:
-                self._stall_timer = self.loop.call_later(
-                    self.limits.read_timeout_s, self._check_stall
-                )
-        elif self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
+        if self.decoder.buffered:
+            # A frame completed here means the one held began in this data.
+            if frames or self._frame_started is None:
+                self._frame_started = now
+            if self._stall_timer is None and not self._paused:
+                self._arm_stall(now)
+        elif self._frame_started is not None:
+            self._frame_started = None
+            if self._stall_timer is not None:
+                self._stall_timer.cancel()
+                self._stall_timer = None
 
     def eof_received(self) -> bool:
         try:
@@ -657,6 +667,7 @@ class _Conn(asyncio.Protocol):
     def _pause(self, reason: str) -> None:
         if not self._paused and self.transport is not None and not self.closing:
             self.transport.pause_reading()
+            self._paused_at = self.loop.time()
             if self._stall_timer is not None:
                 self._stall_timer.cancel()
                 self._stall_timer = None
@@ -668,26 +679,47 @@ class _Conn(asyncio.Protocol):
         self._paused.discard(reason)
         if not self._paused and self.transport is not None and not self.closing:
             self.transport.resume_reading()
-            self._last_rx = self.loop.time()
-            if self.decoder.buffered and self._stall_timer is None:
-                self._stall_timer = self.loop.call_later(
-                    self.limits.read_timeout_s, self._check_stall
-                )
+            self._last_rx = now = self.loop.time()
+            started = self._frame_started
+            if started is not None:
+                # The time the daemon was not reading is not the frame's.
+                self._frame_started = started + now - max(self._paused_at, started)
+                if self._stall_timer is None:
+                    self._arm_stall(now)
+
+    def _arm_stall(self, now: float) -> None:
+        """Check the incomplete frame at the nearer of its two deadlines: ``read_timeout_s``
+        of silence, ``frame_timeout_s`` from its first byte."""
+        assert self._frame_started is not None
+        limits = self.limits
+        delay = min(
+            self._last_rx + limits.read_timeout_s, self._frame_started + limits.frame_timeout_s
+        )
+        self._stall_timer = self.loop.call_later(delay - now, self._check_stall)
 
     def _check_stall(self) -> None:
         self._stall_timer = None
-        if self.closing or self._paused or not self.decoder.buffered:
+        started = self._frame_started
+        if self.closing or self._paused or started is None:
             return
-        idle = self.loop.time() - self._last_rx
-        timeout = self.limits.read_timeout_s
-        if idle >= timeout:
+        now = self.loop.time()
+        limits = self.limits
+        age = now - started
+        idle = now - self._last_rx
+        if age >= limits.frame_timeout_s:
+            self.fail(
+                ErrorCode.FRAME_TIMEOUT,
+                f"a frame still incomplete {age:.1f} s after its first byte "
+                f"({self.decoder.buffered} bytes held; frame_timeout_s={limits.frame_timeout_s})",
+            )
+        elif idle >= limits.read_timeout_s:
             self.fail(
                 ErrorCode.STALLED,
                 f"no data for {idle:.1f} s in the middle of a frame "
-                f"({self.decoder.buffered} bytes held; read_timeout_s={timeout})",
+                f"({self.decoder.buffered} bytes held; read_timeout_s={limits.read_timeout_s})",
             )
         else:
-            self._stall_timer = self.loop.call_later(timeout - idle, self._check_stall)
+            self._arm_stall(now)
 
     def _hello_expired(self) -> None:
         self._hello_timer = None
