@@ -327,6 +327,7 @@ def test_backoff_delays_double_up_to_the_cap() -> None:
         {"max_connections": True},
         {"drain_timeout_s": -1},
         {"frame_timeout_s": 0},
+        {"idle_timeout_s": float("inf")},
         {"max_hello_bytes": 255},
         {"max_hello_bytes": 8192, "max_frame_bytes": 4096},
     ],
@@ -343,6 +344,7 @@ def test_daemon_options_round_trip_through_the_command_line() -> None:
         read_timeout_s=0.5,
         frame_timeout_s=2.5,
         max_hello_bytes=1024,
+        idle_timeout_s=7.0,
         max_connections=7,
     )
     parser = argparse.ArgumentParser()

@@ -18,6 +18,8 @@ from crucible._daemon.client import AdminClient, Backoff, Producer, ServiceClien
 from crucible._daemon.codec import CACHE_EVENT_BYTES, encode_body, encode_frame, event_fields
 from crucible._daemon.protocol import (
     PUBLISH,
+    REGISTER,
+    REGISTERED,
     RESULT,
     WELCOME,
     DaemonLimits,
@@ -280,5 +282,51 @@ def test_a_frame_before_hello_is_limited_to_max_hello_bytes() -> None:
             stats = await bystander.finish()
             # The refused frame, and the holders that hung up mid-frame (truncated).
             assert stats.extra["protocol_errors"] == 1 + len(holders)
+
+    run(main)
+
+
+# ------------------------------------------------------- connections left idle
+
+
+def test_idle_producer_and_admin_connections_are_closed_and_free_their_slots() -> None:
+    async def main() -> None:
+        # The bystander holds two connections (its admin connects at the end).
+        limits = DaemonLimits(idle_timeout_s=0.3, max_connections=6)
+        async with daemon(limits=limits) as server, beside(server) as bystander:
+            t0 = time.monotonic()
+            idle = [
+                await Raw.open(server.path, "producer"),
+                await Raw.open(server.path, "admin"),
+                await Raw.open(server.path, "service"),  # no service registered
+            ]
+            registered = await Raw.open(server.path, "service")
+            registered.send([REGISTER, 1, "file-0", "file", 1.0])
+            assert (await registered.next_frame()) == (REGISTERED, 1, None)
+            full = await Raw.open(server.path)
+            await full.expect_error(ErrorCode.TOO_MANY_CONNECTIONS)
+            for raw in idle:
+                await raw.expect_error(ErrorCode.IDLE_TIMEOUT)
+            assert time.monotonic() - t0 >= limits.idle_timeout_s
+            assert server.stats().extra["idle_closed"] == 3
+            assert server.protocol_errors == 1  # the refused connection: idleness is no error
+            await until(lambda: len(server.conns) == 3)
+            again = await Raw.open(server.path, "admin")  # a slot is free again
+            await bystander.progress()
+            # Connections with a service registered stay, however long they are silent:
+            # their deliveries are governed by the event timeout, their health by checks.
+            await asyncio.sleep(3 * limits.idle_timeout_s)
+            assert sum(1 for c in server.conns if c.services) == 2
+            assert not registered.reader.at_eof() and bystander.host.connected
+            # A client whose connection was closed for idleness reconnects when next used.
+            producer = Producer(server.path, backoff=_BACKOFF)
+            assert await producer.publish(ev()) is None
+            await until(lambda: not producer.connected)
+            assert await producer.publish(ev()) is None
+            await producer.close()
+            for raw in (*idle, registered, again, full):
+                await raw.close()
+            stats = await bystander.finish()
+            assert stats.delivered == len(bystander.accepted) + 2
 
     run(main)

@@ -74,6 +74,14 @@ LIMIT_FLAGS: Final = (
         "largest first frame (the HELLO), bytes: what a connection may make the daemon "
         "hold before it has said who it is",
     ),
+    _Flag(
+        "idle_timeout_s",
+        "--idle-timeout",
+        _float,
+        "seconds a producer or admin connection may send nothing while the daemon owes it "
+        "nothing before it is closed (its client reconnects when next used); service "
+        "connections with services registered are exempt",
+    ),
     _Flag("max_connections", "--max-connections", _int, "connections open at once"),
     _Flag("drain_timeout_s", "--drain-timeout", _float, "seconds to drain on stop"),
 )

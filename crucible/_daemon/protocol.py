@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_DRAIN_TIMEOUT_S",
     "DEFAULT_FRAME_TIMEOUT_S",
     "DEFAULT_HANDSHAKE_TIMEOUT_S",
+    "DEFAULT_IDLE_TIMEOUT_S",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_EVENTS_PER_FRAME",
     "DEFAULT_MAX_FRAME_BYTES",
@@ -118,6 +119,7 @@ class ErrorCode:
     TRUNCATED: Final = "truncated"  # the peer closed its side in the middle of a frame
     STALLED: Final = "stalled"  # no byte for read_timeout_s in the middle of a frame
     FRAME_TIMEOUT: Final = "frame_timeout"  # a frame not whole frame_timeout_s after its start
+    IDLE_TIMEOUT: Final = "idle_timeout"  # nothing received for idle_timeout_s, nothing owed
     HANDSHAKE: Final = "handshake"  # the first frame was not a valid HELLO
     VERSION: Final = "version"  # HELLO with a protocol version this daemon does not speak
     HANDSHAKE_TIMEOUT: Final = "handshake_timeout"
@@ -139,6 +141,7 @@ DEFAULT_FRAME_TIMEOUT_S: Final = 30.0
 # proven nothing, so it may make the daemon hold at most this much (256 connections: 1 MiB,
 # not the 4 GiB that max_frame_bytes would allow).
 DEFAULT_MAX_HELLO_BYTES: Final = 4096
+DEFAULT_IDLE_TIMEOUT_S: Final = 60.0
 DEFAULT_MAX_CONNECTIONS: Final = 256
 DEFAULT_DRAIN_TIMEOUT_S: Final = 30.0
 # The smallest frame limit accepted: a HELLO, an ERROR and a small event must fit.
@@ -163,6 +166,11 @@ class DaemonLimits:
       connection (its backlog is full, or the peer does not read) does not count.
     - ``max_hello_bytes``: largest first frame (the HELLO); a longer one is refused with
       ``handshake`` as soon as its length arrives. Later frames may use ``max_frame_bytes``.
+    - ``idle_timeout_s``: a producer or admin connection that sent nothing for this long
+      while the daemon owes it nothing (no PUBLISH being worked through, no request being
+      answered) is closed with ``idle_timeout``; its client reconnects when next used. A
+      service connection is exempt while it has services registered or deliveries
+      outstanding (those are governed by the event timeout and health checks).
     - ``max_connections``: connections open at once; one more is told
       ``too_many_connections`` and closed.
     - ``drain_timeout_s``: on stop, how long the daemon waits for events in flight before it
@@ -175,6 +183,7 @@ class DaemonLimits:
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
     frame_timeout_s: float = DEFAULT_FRAME_TIMEOUT_S
     max_hello_bytes: int = DEFAULT_MAX_HELLO_BYTES
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
 
@@ -197,7 +206,7 @@ class DaemonLimits:
                 f"max_hello_bytes must be an integer in [{MIN_HELLO_BYTES}, max_frame_bytes], "
                 f"not {self.max_hello_bytes!r}"
             )
-        for name in ("handshake_timeout_s", "read_timeout_s", "frame_timeout_s"):
+        for name in ("handshake_timeout_s", "read_timeout_s", "frame_timeout_s", "idle_timeout_s"):
             value = getattr(self, name)
             if not _is_number(value) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a finite number > 0, not {value!r}")

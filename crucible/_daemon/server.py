@@ -19,6 +19,8 @@ What happens when things go wrong:
 - A frame cannot be read (not msgpack, oversized, wrong shape, wrong handshake, truncated,
   stalled, not whole within ``frame_timeout_s``): that connection gets an ERROR frame and
   is closed; the others carry on.
+- A producer or admin connection idle for ``idle_timeout_s`` is closed (``idle_timeout``);
+  its client reconnects when next used.
 - Stop (SIGTERM/SIGINT or an admin ``stop``): no new connections; new PUBLISHes are
   rejected ``not_running``; the core is drained (``settle``) for ``drain_timeout_s``, then
   stopped, which dead-letters (reason ``stopped``) whatever is still in flight; the final
@@ -346,6 +348,8 @@ class DaemonServer:
         self.wire_rejected = 0
         self.connections_total = 0
         self.protocol_errors = 0
+        # Connections closed for idleness (not errors: not in protocol_errors).
+        self.idle_closed = 0
         self._warned = 0
         self._last_warning = float("-inf")
         self._server: asyncio.AbstractServer | None = None
@@ -407,6 +411,7 @@ class DaemonServer:
             connections=len(self.conns),
             connections_total=self.connections_total,
             protocol_errors=self.protocol_errors,
+            idle_closed=self.idle_closed,
             daemon_cpu_s=usage.ru_utime + usage.ru_stime,
             daemon_gc_collections=sum(g["collections"] for g in gc.get_stats()),
             daemon_peak_rss_bytes=usage.ru_maxrss * 1024,
@@ -530,9 +535,10 @@ class _Conn(asyncio.Protocol):
         # the time reading was paused since); None when it holds none.
         self._frame_started: float | None = None
         # One timer for both read deadlines (stall, whole frame), armed only while a frame
-        # is incomplete.
+        # is incomplete; one for the idle timeout, from the HELLO on.
         self._stall_timer: asyncio.TimerHandle | None = None
         self._hello_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
         # producer
         self._next_seq = 1
         self._publishing = False
@@ -627,10 +633,16 @@ class _Conn(asyncio.Protocol):
         self.closing = True
         server = self.server
         server.conns.discard(self)
-        for timer in (self._stall_timer, self._hello_timer, self._sweep_timer, self._flush_timer):
+        for timer in (
+            self._stall_timer,
+            self._hello_timer,
+            self._idle_timer,
+            self._sweep_timer,
+            self._flush_timer,
+        ):
             if timer is not None:
                 timer.cancel()
-        self._stall_timer = self._hello_timer = None
+        self._stall_timer = self._hello_timer = self._idle_timer = None
         self._out.clear()
         if self.services:
             self._drop_services()
@@ -721,6 +733,45 @@ class _Conn(asyncio.Protocol):
         else:
             self._arm_stall(now)
 
+    def _check_idle(self) -> None:
+        """Close the connection if it sent nothing for ``idle_timeout_s`` and the daemon owes
+        it nothing; otherwise look again when it next could be. Services with registrations
+        or deliveries outstanding are exempt (the event timeout and health checks govern
+        them), and so is every connection while the daemon stops (an admin waits for its
+        report)."""
+        self._idle_timer = None
+        if self.closing:
+            return
+        now = self.loop.time()
+        timeout = self.limits.idle_timeout_s
+        quiet = now - self._last_rx
+        owed = bool(
+            self.services
+            or self.pending
+            or self._backlog
+            or self._publishing
+            or self._tasks
+            or self.server.stopping
+        )
+        if owed or quiet < timeout:
+            self._idle_timer = self.loop.call_later(
+                timeout if owed else timeout - quiet, self._check_idle
+            )
+            return
+        self.server.idle_closed += 1
+        _log.info(
+            "closed an idle %s connection (%r): nothing received for %.1f s (idle_timeout_s=%s)",
+            self.role,
+            self.client,
+            quiet,
+            timeout,
+        )
+        self.fail(
+            ErrorCode.IDLE_TIMEOUT,
+            f"nothing received for {quiet:.1f} s (idle_timeout_s={timeout})",
+            count=False,
+        )
+
     def _hello_expired(self) -> None:
         self._hello_timer = None
         if self.role is None:
@@ -766,6 +817,7 @@ class _Conn(asyncio.Protocol):
         self.role = role
         self.client = client if isinstance(client, str) else ""
         self._handlers = _ROLE_HANDLERS[role]
+        self._idle_timer = self.loop.call_later(self.limits.idle_timeout_s, self._check_idle)
         self.send(welcome(self.limits, os.getpid()))
 
     # ------------------------------------------------------------------ producer
