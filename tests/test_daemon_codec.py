@@ -330,6 +330,8 @@ def test_backoff_delays_double_up_to_the_cap() -> None:
         {"idle_timeout_s": float("inf")},
         {"max_hello_bytes": 255},
         {"max_hello_bytes": 8192, "max_frame_bytes": 4096},
+        {"max_output_bytes": 65535},
+        {"max_output_bytes": 1 << 20, "max_frame_bytes": 1 << 20},  # one frame must fit
     ],
 )
 def test_limits_are_checked(bad: dict[str, Any]) -> None:
@@ -345,6 +347,7 @@ def test_daemon_options_round_trip_through_the_command_line() -> None:
         frame_timeout_s=2.5,
         max_hello_bytes=1024,
         idle_timeout_s=7.0,
+        max_output_bytes=1 << 20,
         max_connections=7,
     )
     parser = argparse.ArgumentParser()

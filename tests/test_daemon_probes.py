@@ -330,3 +330,53 @@ def test_idle_producer_and_admin_connections_are_closed_and_free_their_slots() -
             assert stats.delivered == len(bystander.accepted) + 2
 
     run(main)
+
+
+# ------------------------------------------------------- a service that stops reading
+
+
+def test_a_service_that_stops_reading_is_cut_off_and_its_deliveries_fail_over() -> None:
+    async def main() -> None:
+        # A connection may be sent at most service_concurrency deliveries per service at a
+        # time, so a reader's burst is bounded: 16 events of 16 KiB for the replica, well
+        # under the 1 MiB cap. The stuck connection registered eight services and reads
+        # nothing: eight times that piles up. The event timeout is long, so only the cap
+        # can free what it holds.
+        limits = DaemonLimits(max_frame_bytes=65536, max_output_bytes=1 << 20)
+        core = fast_core(event_timeout_s=60.0, service_concurrency=16, max_retries=5)
+        replica = Remote("file-1")
+        async with (
+            daemon(core=core, limits=limits) as server,
+            beside(server, replica, Kind.FILE_CREATED) as bystander,
+        ):
+            stuck = await Raw.open(server.path, "service")
+            names = [f"file-s{i}" for i in range(8)]
+            for sid, name in enumerate(names):
+                stuck.send([REGISTER, sid, name, "file", 1.0])
+            replies: list[Any] = []
+            while len(replies) < len(names):  # (the bystander's deliveries come in between)
+                frame = await stuck.next_frame()
+                if frame[0] == REGISTERED:
+                    replies.append(frame)
+            assert all(error is None for _, _, error in replies)
+            # From here on it reads nothing.
+            producer = Producer(server.path, backoff=_BACKOFF)
+            events = [ev(Kind.FILE_CREATED, payload=b"S" * 16384) for _ in range(256)]
+            assert await producer.publish_many(events) == [None] * len(events)
+            services = server.core.services
+            await until(lambda: not any(name in services() for name in names))
+            await bystander.progress()
+            stats = await bystander.finish()
+            ids = {e.id for e in events}
+            assert ids <= set(replica.seen)  # every one of them, through the replica
+            assert stats.delivered == len(ids) + len(bystander.accepted)
+            assert stats.retried >= 1 and stats.dead_lettered == 0
+            assert stats.extra["protocol_errors"] == 1
+            with contextlib.suppress(ConnectionError):
+                async with asyncio.timeout(WAIT_S):
+                    while await stuck.reader.read(1 << 20):
+                        pass  # what the daemon sent before it gave up, then the end
+            await producer.close()
+            await stuck.close()
+
+    run(main)

@@ -82,6 +82,14 @@ LIMIT_FLAGS: Final = (
         "nothing before it is closed (its client reconnects when next used); service "
         "connections with services registered are exempt",
     ),
+    _Flag(
+        "max_output_bytes",
+        "--max-output-bytes",
+        _int,
+        "unsent output held for a connection whose peer does not read, bytes (at least "
+        "max_frame_bytes + 4); past it the connection is aborted and its services' "
+        "deliveries fail over as on a disconnect",
+    ),
     _Flag("max_connections", "--max-connections", _int, "connections open at once"),
     _Flag("drain_timeout_s", "--drain-timeout", _float, "seconds to drain on stop"),
 )

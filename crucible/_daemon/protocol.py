@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_MAX_EVENTS_PER_FRAME",
     "DEFAULT_MAX_FRAME_BYTES",
     "DEFAULT_MAX_HELLO_BYTES",
+    "DEFAULT_MAX_OUTPUT_BYTES",
     "DEFAULT_READ_TIMEOUT_S",
     "DELIVER",
     "ERROR",
@@ -120,6 +121,7 @@ class ErrorCode:
     STALLED: Final = "stalled"  # no byte for read_timeout_s in the middle of a frame
     FRAME_TIMEOUT: Final = "frame_timeout"  # a frame not whole frame_timeout_s after its start
     IDLE_TIMEOUT: Final = "idle_timeout"  # nothing received for idle_timeout_s, nothing owed
+    SLOW_READER: Final = "slow_reader"  # over max_output_bytes unread (closed without ERROR)
     HANDSHAKE: Final = "handshake"  # the first frame was not a valid HELLO
     VERSION: Final = "version"  # HELLO with a protocol version this daemon does not speak
     HANDSHAKE_TIMEOUT: Final = "handshake_timeout"
@@ -142,12 +144,20 @@ DEFAULT_FRAME_TIMEOUT_S: Final = 30.0
 # not the 4 GiB that max_frame_bytes would allow).
 DEFAULT_MAX_HELLO_BYTES: Final = 4096
 DEFAULT_IDLE_TIMEOUT_S: Final = 60.0
+# Unsent output a connection may hold: four frames of the largest size, more than a reading
+# service connection is sent at once with the daemon's defaults and events of up to 8 KiB
+# (4,096 deliveries in flight, each such event crossing once), bounded for one that stops.
+DEFAULT_MAX_OUTPUT_BYTES: Final = 4 * DEFAULT_MAX_FRAME_BYTES
 DEFAULT_MAX_CONNECTIONS: Final = 256
 DEFAULT_DRAIN_TIMEOUT_S: Final = 30.0
 # The smallest frame limit accepted: a HELLO, an ERROR and a small event must fit.
 MIN_FRAME_BYTES: Final = 4096
 # The smallest first-frame limit accepted: a HELLO with a client name of 200 characters.
 MIN_HELLO_BYTES: Final = 256
+# The smallest output cap accepted: the transports' default write high-water mark (64 KiB),
+# above which the daemon starts checking the cap (and it must hold a frame of the largest
+# size besides).
+MIN_OUTPUT_BYTES: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +181,14 @@ class DaemonLimits:
       answered) is closed with ``idle_timeout``; its client reconnects when next used. A
       service connection is exempt while it has services registered or deliveries
       outstanding (those are governed by the event timeout and health checks).
+    - ``max_output_bytes``: unsent output the daemon holds for a connection whose peer does
+      not read it (at least one frame of ``max_frame_bytes``). A write that leaves more
+      unsent aborts the connection (counted in ``protocol_errors``, logged as
+      ``slow_reader``), and the deliveries its services held fail over as on any
+      disconnect (retried elsewhere or dead-lettered). It must exceed what a reading
+      service connection may be sent at once: ``service_concurrency`` deliveries per
+      service, an event of up to ``codec.CACHE_EVENT_BYTES`` once per connection, a larger
+      one with each delivery.
     - ``max_connections``: connections open at once; one more is told
       ``too_many_connections`` and closed.
     - ``drain_timeout_s``: on stop, how long the daemon waits for events in flight before it
@@ -184,6 +202,7 @@ class DaemonLimits:
     frame_timeout_s: float = DEFAULT_FRAME_TIMEOUT_S
     max_hello_bytes: int = DEFAULT_MAX_HELLO_BYTES
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
 
@@ -205,6 +224,13 @@ class DaemonLimits:
             raise ValueError(
                 f"max_hello_bytes must be an integer in [{MIN_HELLO_BYTES}, max_frame_bytes], "
                 f"not {self.max_hello_bytes!r}"
+            )
+        # One frame of the largest size (and its 4-byte length) must fit.
+        least_output = max(MIN_OUTPUT_BYTES, self.max_frame_bytes + 4)
+        if not _is_int(self.max_output_bytes) or self.max_output_bytes < least_output:
+            raise ValueError(
+                f"max_output_bytes must be an integer >= {least_output} (64 KiB, and one "
+                f"frame of max_frame_bytes), not {self.max_output_bytes!r}"
             )
         for name in ("handshake_timeout_s", "read_timeout_s", "frame_timeout_s", "idle_timeout_s"):
             value = getattr(self, name)

@@ -21,6 +21,8 @@ What happens when things go wrong:
   is closed; the others carry on.
 - A producer or admin connection idle for ``idle_timeout_s`` is closed (``idle_timeout``);
   its client reconnects when next used.
+- A peer that stops reading what the daemon sends: past ``max_output_bytes`` unsent, its
+  connection is aborted and its services' deliveries fail over as on a disconnect.
 - Stop (SIGTERM/SIGINT or an admin ``stop``): no new connections; new PUBLISHes are
   rejected ``not_running``; the core is drained (``settle``) for ``drain_timeout_s``, then
   stopped, which dead-letters (reason ``stopped``) whatever is still in flight; the final
@@ -539,6 +541,9 @@ class _Conn(asyncio.Protocol):
         self._stall_timer: asyncio.TimerHandle | None = None
         self._hello_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        # Above the transport's write high-water mark: until it drains, each write is
+        # followed by a check of the unsent output against max_output_bytes.
+        self._write_blocked = False
         # producer
         self._next_seq = 1
         self._publishing = False
@@ -648,10 +653,13 @@ class _Conn(asyncio.Protocol):
             self._drop_services()
 
     def pause_writing(self) -> None:
-        # The peer is not reading what we send: stop taking work from it.
+        # The peer is not reading what we send: stop taking work from it, and from now on
+        # hold it to max_output_bytes.
+        self._write_blocked = True
         self._pause("writing")
 
     def resume_writing(self) -> None:
+        self._write_blocked = False
         self._unpause("writing")
 
     # ------------------------------------------------------------------ helpers
@@ -660,6 +668,26 @@ class _Conn(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not self.closing:
             transport.write(encode_frame(obj))
+            if self._write_blocked:
+                self._check_output(transport)
+
+    def _check_output(self, transport: asyncio.Transport) -> None:
+        """Abort the connection if its peer left more than ``max_output_bytes`` unread (an
+        ERROR frame would wait behind what it does not read). Its loss fails the deliveries
+        its services hold over, as any disconnect does (``_drop_services``). Called after a
+        write only while the transport is above its high-water mark (``pause_writing``)."""
+        held = transport.get_write_buffer_size()
+        cap = self.limits.max_output_bytes
+        if held <= cap:
+            return
+        self.server.note_protocol_error(
+            self.role,
+            ErrorCode.SLOW_READER,
+            f"{held} bytes unsent, over max_output_bytes={cap}; the peer stopped reading "
+            f"({len(self.pending)} deliveries it held fail over)",
+        )
+        self.closing = True
+        transport.abort()
 
     def fail(self, code: str, message: str, *, count: bool = True) -> None:
         """Send an ERROR frame and close: the connection's buffered output is flushed for
@@ -1045,8 +1073,13 @@ class _Conn(asyncio.Protocol):
             self._write_deliveries(batch[:half])
             self._write_deliveries(batch[half:])
             return
-        assert self.transport is not None
-        self.transport.write(pack_frame(body))
+        transport = self.transport
+        assert transport is not None
+        if self._write_blocked and self.closing:
+            return  # aborted for its unread output: ``batch`` fails over with the connection
+        transport.write(pack_frame(body))
+        if self._write_blocked:
+            self._check_output(transport)
 
     def _nack_locally(self, seq: int, error: str) -> None:
         entry = self.pending.pop(seq, None)
