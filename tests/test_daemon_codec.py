@@ -141,9 +141,18 @@ def test_a_batch_round_trips_through_a_frame(batch: list[Event], cuts: list[int]
     sources: SourceCache = {}
     for original, fields in zip(batch, wire, strict=True):
         checked = decode_event(fields, sources, wire=True)
-        assert isinstance(checked, WireEvent) and checked.wire is fields
-        _same(original, checked)
+        assert isinstance(checked, WireEvent)
+        # The daemon measures a payload itself: a map by its msgpack encoding (a producer
+        # declares its JSON length); the array it delivers carries the measured size.
+        if isinstance(original.payload, bytes):
+            measured = len(original.payload)
+            assert checked.wire is fields and measured == original.size_bytes
+        else:
+            measured = len(encode_body(original.payload))
+            assert checked.wire == (*fields[:13], measured, fields[14])
+        _same(dataclasses.replace(original, size_bytes=measured), checked)
         _same(original, decode_trusted(fields, sources))
+        _same(checked, decode_trusted(checked.wire, sources))
 
 
 # Values of the right type for some field but not valid in it.
@@ -198,6 +207,30 @@ def test_a_stream_that_ends_inside_a_frame_is_truncated() -> None:
     decoder = FrameDecoder(4096)
     assert decoder.feed(encode_frame([1, 2])[:-1]) == []
     assert decoder.buffered > 0
+    with pytest.raises(ProtocolError) as info:
+        decoder.check_eof()
+    assert info.value.code == ErrorCode.TRUNCATED
+
+
+def test_a_first_frame_over_its_own_limit_is_refused_at_its_length() -> None:
+    decoder = FrameDecoder(1 << 20, first_frame_bytes=64)
+    with pytest.raises(ProtocolError) as info:
+        decoder.feed(struct.pack(">I", 65))
+    assert info.value.code == ErrorCode.HANDSHAKE
+    assert "max_hello_bytes=64" in info.value.message
+
+
+def test_only_the_first_frame_has_the_first_frame_limit() -> None:
+    first, big = encode_frame([1, "hello"]), encode_frame([2, b"b" * 5000])
+    data = first + big + big
+    for step in (1, 7, len(data)):  # byte by byte, in pieces, all at once
+        decoder = FrameDecoder(8192, first_frame_bytes=64)
+        out = [f for i in range(0, len(data), step) for f in decoder.feed(data[i : i + step])]
+        assert out == [(1, "hello"), (2, b"b" * 5000), (2, b"b" * 5000)]
+        assert decoder.buffered == 0
+    decoder = FrameDecoder(8192, first_frame_bytes=64)
+    assert decoder.feed(first[:-1]) == []
+    assert decoder.buffered == len(first) - 1  # held under its limit until whole
     with pytest.raises(ProtocolError) as info:
         decoder.check_eof()
     assert info.value.code == ErrorCode.TRUNCATED
@@ -293,6 +326,12 @@ def test_backoff_delays_double_up_to_the_cap() -> None:
         {"read_timeout_s": float("inf")},
         {"max_connections": True},
         {"drain_timeout_s": -1},
+        {"frame_timeout_s": 0},
+        {"idle_timeout_s": float("inf")},
+        {"max_hello_bytes": 255},
+        {"max_hello_bytes": 8192, "max_frame_bytes": 4096},
+        {"max_output_bytes": 65535},
+        {"max_output_bytes": 1 << 20, "max_frame_bytes": 1 << 20},  # one frame must fit
     ],
 )
 def test_limits_are_checked(bad: dict[str, Any]) -> None:
@@ -302,7 +341,15 @@ def test_limits_are_checked(bad: dict[str, Any]) -> None:
 
 def test_daemon_options_round_trip_through_the_command_line() -> None:
     core = CoreConfig(max_queue=16, backpressure="reject", service_concurrency=3, seed=9)
-    limits = DaemonLimits(max_frame_bytes=65536, read_timeout_s=0.5, max_connections=7)
+    limits = DaemonLimits(
+        max_frame_bytes=65536,
+        read_timeout_s=0.5,
+        frame_timeout_s=2.5,
+        max_hello_bytes=1024,
+        idle_timeout_s=7.0,
+        max_output_bytes=1 << 20,
+        max_connections=7,
+    )
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--socket", "x", *daemon_argv(core, limits)])

@@ -76,11 +76,17 @@ def _attack(rng: random.Random) -> list[bytes]:
     """What one fuzzing connection sends: chunks, written with pauses between them."""
     role = rng.choice(["producer", "service", "admin"])
     opening = encode_frame(hello(role, "fuzz"))
-    pick = rng.randrange(10)
+    pick = rng.randrange(12)
     if pick == 0:
         return [rng.randbytes(rng.randrange(1, 300))]
     if pick == 1:
         return [struct.pack(">I", rng.randrange(2**24, 2**32)) + rng.randbytes(20)]
+    if pick == 10:  # a first frame over max_hello_bytes, within max_frame_bytes
+        return [struct.pack(">I", rng.randrange(4097, 2**20)) + rng.randbytes(200)]
+    if pick == 11:  # a frame trickled a few bytes at a time (past its deadline, or not)
+        frame = encode_frame([PUBLISH, 1, [_event_like(rng)]])
+        cut = rng.randrange(1, len(frame))
+        return [opening] + [frame[i : i + 3] for i in range(0, cut, 3)]
     if pick == 2:
         body = rng.randbytes(rng.randrange(1, 200))
         return [struct.pack(">I", len(body)) + body]
@@ -211,6 +217,10 @@ def test_fuzzing_leaves_the_daemon_serving_with_the_invariant_intact() -> None:
             path,
             "--read-timeout",
             "0.2",
+            "--frame-timeout",
+            "0.3",
+            "--idle-timeout",
+            "1",
             "--handshake-timeout",
             "0.5",
             "--event-timeout",

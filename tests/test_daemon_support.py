@@ -114,8 +114,10 @@ class Raw:
                 break
         assert frame[1] == code, frame
         async with asyncio.timeout(timeout_s):
-            while await self.reader.read(65536):
-                pass
+            # A reset is a close too: the daemon stopped reading what was still on its way.
+            with contextlib.suppress(ConnectionResetError):
+                while await self.reader.read(65536):
+                    pass
         return str(frame[2])
 
     async def close(self) -> None:

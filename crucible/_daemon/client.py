@@ -867,6 +867,8 @@ class ServiceClient(_Endpoint):
             cache[at] = fields
             tokens[at] = token
             payload = fields[4]
+            # A map's size is the daemon's measure of it (codec.decode_event), not the
+            # producer's word.
             size = len(payload) if payload.__class__ is bytes else fields[13]
             if size > CACHE_EVENT_BYTES:
                 if large is None:

@@ -45,7 +45,8 @@ EVENT_FIELDS: Final = 15
 # A DELIVER carries each event once per connection while it is recent: the first delivery
 # includes it and gives it a token (the frame's first_token, +1 for the next event, ...);
 # later deliveries (other targets, retries) name the token. A service client keeps the last
-# EVENT_WINDOW tokens' events of at most CACHE_EVENT_BYTES (size_bytes); the daemon names
+# EVENT_WINDOW tokens' events of at most CACHE_EVENT_BYTES (size_bytes, which the daemon
+# measured: see decode_event; a producer's figure never reaches a service); the daemon names
 # a token only if it is within BACKREF_WINDOW of the frame's first token, and puts at most
 # BACKREF_WINDOW deliveries in one frame, so a named token is always still kept.
 # The window covers the lag between one event's deliveries to the services of one client
@@ -102,13 +103,18 @@ def encode_frame(obj: object) -> bytes:
 class FrameDecoder:
     """Splits a byte stream into frames and unpacks each. ``buffered`` is how many bytes of
     an incomplete frame are held. A length over ``max_frame_bytes`` is refused as soon as the
-    header arrives, before the body is read."""
+    header arrives, before the body is read.
 
-    __slots__ = ("_buf", "_max")
+    ``first_frame_bytes``: a lower limit for the stream's first frame alone (the daemon's
+    HELLO, sent before a peer has said who it is), refused with ``handshake``; the frames
+    after it have ``max_frame_bytes``."""
 
-    def __init__(self, max_frame_bytes: int) -> None:
+    __slots__ = ("_buf", "_first", "_max")
+
+    def __init__(self, max_frame_bytes: int, *, first_frame_bytes: int | None = None) -> None:
         self._buf = bytearray()
         self._max = max_frame_bytes
+        self._first = first_frame_bytes
 
     @property
     def buffered(self) -> int:
@@ -116,7 +122,10 @@ class FrameDecoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Any]:
         """The unpacked bodies of the frames completed by ``data``. Raises ProtocolError
-        (``oversized`` or ``malformed``); the decoder is then unusable."""
+        (``oversized``, ``malformed``, or ``handshake`` for a first frame over its limit);
+        the decoder is then unusable."""
+        if self._first is not None:
+            return self._feed_first(data)
         buf = self._buf
         if buf:
             buf += data
@@ -150,6 +159,28 @@ class FrameDecoder:
         elif pos < end:
             buf += data[pos:]
         return out
+
+    def _feed_first(self, data: bytes | bytearray | memoryview) -> list[Any]:
+        """``feed`` until the first frame is whole: it is held under its own limit, then the
+        bytes go through ``feed`` with the limit of every frame."""
+        limit = self._first
+        assert limit is not None
+        buf = self._buf
+        buf += data
+        if len(buf) < HEADER_BYTES:
+            return []
+        (size,) = _unpack_header(buf, 0)
+        if size > limit:
+            raise ProtocolError(
+                ErrorCode.HANDSHAKE,
+                f"a first frame of {size} bytes exceeds max_hello_bytes={limit}",
+            )
+        if len(buf) < HEADER_BYTES + size:
+            return []
+        self._first = None
+        held = bytes(buf)
+        buf.clear()
+        return self.feed(held)
 
     def check_eof(self) -> None:
         """Raise ProtocolError(``truncated``) if the stream ended inside a frame."""
@@ -225,11 +256,25 @@ def _source(sources: SourceCache, sid: Any, stype: Any) -> Source:
     return source
 
 
-def decode_event(t: Any, sources: SourceCache, wire: bool = False) -> Event:
+def decode_event(
+    t: Any,
+    sources: SourceCache,
+    wire: bool = False,
+    pack: Callable[[object], bytes] = encode_body,
+) -> Event:
     """The Event a wire array describes (a ``WireEvent`` holding ``t`` if ``wire``).
     Raises ValueError saying which field is wrong. It checks everything ``validate``
     checks but the size limit, which is the core's (so the daemon publishes it with
     ``publish(event, checked=True)``; a test holds the two to that).
+
+    ``size_bytes`` is measured, never taken from the array: a bytes payload's length, or
+    for a map the length of its msgpack encoding (``pack``; the daemon passes a connection's
+    reused packer), which is what the payload occupies in a frame. The declared field is
+    ignored: a producer's figure for a map is the length of its JSON form (``Event``) and
+    differs anyway, and one that lies must not slip past ``max_event_bytes`` or make a
+    service client keep a large event (``CACHE_EVENT_BYTES``). When the measured size
+    differs from the declared one, the WireEvent's array carries the measured size, so the
+    services it is delivered to see the daemon's figure.
 
     Built with ``object.__new__`` and slot assignments rather than ``Event(...)``: the
     dataclass ``__init__`` and ``__post_init__`` (an enum hash for the category) cost three
@@ -249,12 +294,19 @@ def decode_event(t: Any, sources: SourceCache, wire: bool = False) -> Event:
     if source is None:
         source = _source(sources, sid, stype)
     if payload.__class__ is bytes:
-        size = len(payload)
+        measured = len(payload)
     elif payload.__class__ is dict:
-        if size.__class__ is not int or size < 0:
-            raise ValueError("size_bytes of a structured payload must be an integer >= 0")
+        try:
+            measured = len(pack(payload))
+        except Exception as exc:  # nested too deep for msgpack: it cannot be delivered either
+            raise ValueError(f"payload cannot be encoded ({type(exc).__name__}: {exc})") from None
     else:
         raise ValueError("payload must be bytes or a map")
+    if measured != size or size.__class__ is not int:
+        size = measured
+        if wire:
+            t = (eid, kind, sid, stype, payload, prio, targets, created, meta, corr, caus, retry,
+                 maxr, measured, published)  # fmt: skip
     if prio.__class__ is not int or not 0 <= prio < 4:
         raise ValueError(f"priority must be 0..3, not {prio!r}")
     if targets.__class__ is not tuple or (targets and not all(t.__class__ is str for t in targets)):

@@ -60,6 +60,36 @@ LIMIT_FLAGS: Final = (
     _Flag("max_events_per_frame", "--max-events-per-frame", _int, "most events in one frame"),
     _Flag("handshake_timeout_s", "--handshake-timeout", _float, "seconds to send HELLO"),
     _Flag("read_timeout_s", "--read-timeout", _float, "seconds of silence mid-frame"),
+    _Flag(
+        "frame_timeout_s",
+        "--frame-timeout",
+        _float,
+        "seconds a frame may take from its first byte to its last, however steadily its "
+        "bytes come (time the daemon is not reading does not count)",
+    ),
+    _Flag(
+        "max_hello_bytes",
+        "--max-hello-bytes",
+        _int,
+        "largest first frame (the HELLO), bytes: what a connection may make the daemon "
+        "hold before it has said who it is",
+    ),
+    _Flag(
+        "idle_timeout_s",
+        "--idle-timeout",
+        _float,
+        "seconds a producer or admin connection may send nothing while the daemon owes it "
+        "nothing before it is closed (its client reconnects when next used); service "
+        "connections with services registered are exempt",
+    ),
+    _Flag(
+        "max_output_bytes",
+        "--max-output-bytes",
+        _int,
+        "unsent output held for a connection whose peer does not read, bytes (at least "
+        "max_frame_bytes + 4); past it the connection is aborted and its services' "
+        "deliveries fail over as on a disconnect",
+    ),
     _Flag("max_connections", "--max-connections", _int, "connections open at once"),
     _Flag("drain_timeout_s", "--drain-timeout", _float, "seconds to drain on stop"),
 )

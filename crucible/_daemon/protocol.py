@@ -51,10 +51,14 @@ __all__ = [
     "ACK",
     "CANCEL",
     "DEFAULT_DRAIN_TIMEOUT_S",
+    "DEFAULT_FRAME_TIMEOUT_S",
     "DEFAULT_HANDSHAKE_TIMEOUT_S",
+    "DEFAULT_IDLE_TIMEOUT_S",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_EVENTS_PER_FRAME",
     "DEFAULT_MAX_FRAME_BYTES",
+    "DEFAULT_MAX_HELLO_BYTES",
+    "DEFAULT_MAX_OUTPUT_BYTES",
     "DEFAULT_READ_TIMEOUT_S",
     "DELIVER",
     "ERROR",
@@ -115,6 +119,9 @@ class ErrorCode:
     OVERSIZED: Final = "oversized"  # longer than max_frame_bytes, or too many events
     TRUNCATED: Final = "truncated"  # the peer closed its side in the middle of a frame
     STALLED: Final = "stalled"  # no byte for read_timeout_s in the middle of a frame
+    FRAME_TIMEOUT: Final = "frame_timeout"  # a frame not whole frame_timeout_s after its start
+    IDLE_TIMEOUT: Final = "idle_timeout"  # nothing received for idle_timeout_s, nothing owed
+    SLOW_READER: Final = "slow_reader"  # over max_output_bytes unread (closed without ERROR)
     HANDSHAKE: Final = "handshake"  # the first frame was not a valid HELLO
     VERSION: Final = "version"  # HELLO with a protocol version this daemon does not speak
     HANDSHAKE_TIMEOUT: Final = "handshake_timeout"
@@ -128,10 +135,29 @@ DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024  # room for one 10 MB event an
 DEFAULT_MAX_EVENTS_PER_FRAME: Final = 1024
 DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 5.0
 DEFAULT_READ_TIMEOUT_S: Final = 10.0
+# A whole frame, from its first byte: 16 MiB crosses a local socket in well under a second,
+# so this leaves a loaded machine ample room while a trickling peer cannot hold its partial
+# frame (and the memory it occupies) for long.
+DEFAULT_FRAME_TIMEOUT_S: Final = 30.0
+# The first frame (the HELLO, some 40 bytes plus the client's name): before it, a peer has
+# proven nothing, so it may make the daemon hold at most this much (256 connections: 1 MiB,
+# not the 4 GiB that max_frame_bytes would allow).
+DEFAULT_MAX_HELLO_BYTES: Final = 4096
+DEFAULT_IDLE_TIMEOUT_S: Final = 60.0
+# Unsent output a connection may hold: four frames of the largest size, more than a reading
+# service connection is sent at once with the daemon's defaults and events of up to 8 KiB
+# (4,096 deliveries in flight, each such event crossing once), bounded for one that stops.
+DEFAULT_MAX_OUTPUT_BYTES: Final = 4 * DEFAULT_MAX_FRAME_BYTES
 DEFAULT_MAX_CONNECTIONS: Final = 256
 DEFAULT_DRAIN_TIMEOUT_S: Final = 30.0
 # The smallest frame limit accepted: a HELLO, an ERROR and a small event must fit.
 MIN_FRAME_BYTES: Final = 4096
+# The smallest first-frame limit accepted: a HELLO with a client name of 200 characters.
+MIN_HELLO_BYTES: Final = 256
+# The smallest output cap accepted: the transports' default write high-water mark (64 KiB),
+# above which the daemon starts checking the cap (and it must hold a frame of the largest
+# size besides).
+MIN_OUTPUT_BYTES: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +170,25 @@ class DaemonLimits:
     - ``handshake_timeout_s``: a connection must send its HELLO within this time.
     - ``read_timeout_s``: a connection that sent part of a frame and then nothing for this
       long is closed with ``stalled``.
+    - ``frame_timeout_s``: a frame must be whole this long after its first byte arrived,
+      however steadily its bytes come; otherwise the connection is closed with
+      ``frame_timeout``. Time during which the daemon itself is not reading from the
+      connection (its backlog is full, or the peer does not read) does not count.
+    - ``max_hello_bytes``: largest first frame (the HELLO); a longer one is refused with
+      ``handshake`` as soon as its length arrives. Later frames may use ``max_frame_bytes``.
+    - ``idle_timeout_s``: a producer or admin connection that sent nothing for this long
+      while the daemon owes it nothing (no PUBLISH being worked through, no request being
+      answered) is closed with ``idle_timeout``; its client reconnects when next used. A
+      service connection is exempt while it has services registered or deliveries
+      outstanding (those are governed by the event timeout and health checks).
+    - ``max_output_bytes``: unsent output the daemon holds for a connection whose peer does
+      not read it (at least one frame of ``max_frame_bytes``). A write that leaves more
+      unsent aborts the connection (counted in ``protocol_errors``, logged as
+      ``slow_reader``), and the deliveries its services held fail over as on any
+      disconnect (retried elsewhere or dead-lettered). It must exceed what a reading
+      service connection may be sent at once: ``service_concurrency`` deliveries per
+      service, an event of up to ``codec.CACHE_EVENT_BYTES`` once per connection, a larger
+      one with each delivery.
     - ``max_connections``: connections open at once; one more is told
       ``too_many_connections`` and closed.
     - ``drain_timeout_s``: on stop, how long the daemon waits for events in flight before it
@@ -154,6 +199,10 @@ class DaemonLimits:
     max_events_per_frame: int = DEFAULT_MAX_EVENTS_PER_FRAME
     handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    frame_timeout_s: float = DEFAULT_FRAME_TIMEOUT_S
+    max_hello_bytes: int = DEFAULT_MAX_HELLO_BYTES
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
 
@@ -169,7 +218,21 @@ class DaemonLimits:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
-        for name in ("handshake_timeout_s", "read_timeout_s"):
+        if not _is_int(self.max_hello_bytes) or not (
+            MIN_HELLO_BYTES <= self.max_hello_bytes <= self.max_frame_bytes
+        ):
+            raise ValueError(
+                f"max_hello_bytes must be an integer in [{MIN_HELLO_BYTES}, max_frame_bytes], "
+                f"not {self.max_hello_bytes!r}"
+            )
+        # One frame of the largest size (and its 4-byte length) must fit.
+        least_output = max(MIN_OUTPUT_BYTES, self.max_frame_bytes + 4)
+        if not _is_int(self.max_output_bytes) or self.max_output_bytes < least_output:
+            raise ValueError(
+                f"max_output_bytes must be an integer >= {least_output} (64 KiB, and one "
+                f"frame of max_frame_bytes), not {self.max_output_bytes!r}"
+            )
+        for name in ("handshake_timeout_s", "read_timeout_s", "frame_timeout_s", "idle_timeout_s"):
             value = getattr(self, name)
             if not _is_number(value) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a finite number > 0, not {value!r}")

@@ -17,7 +17,12 @@ What happens when things go wrong:
 - A call overruns ``event_timeout_s``: the core's watchdog cancels it (a failure, retried);
   the daemon sends CANCEL so the service can stop the handler, and ignores a late ack.
 - A frame cannot be read (not msgpack, oversized, wrong shape, wrong handshake, truncated,
-  stalled): that connection gets an ERROR frame and is closed; the others carry on.
+  stalled, not whole within ``frame_timeout_s``): that connection gets an ERROR frame and
+  is closed; the others carry on.
+- A producer or admin connection idle for ``idle_timeout_s`` is closed (``idle_timeout``);
+  its client reconnects when next used.
+- A peer that stops reading what the daemon sends: past ``max_output_bytes`` unsent, its
+  connection is aborted and its services' deliveries fail over as on a disconnect.
 - Stop (SIGTERM/SIGINT or an admin ``stop``): no new connections; new PUBLISHes are
   rejected ``not_running``; the core is drained (``settle``) for ``drain_timeout_s``, then
   stopped, which dead-letters (reason ``stopped``) whatever is still in flight; the final
@@ -345,6 +350,8 @@ class DaemonServer:
         self.wire_rejected = 0
         self.connections_total = 0
         self.protocol_errors = 0
+        # Connections closed for idleness (not errors: not in protocol_errors).
+        self.idle_closed = 0
         self._warned = 0
         self._last_warning = float("-inf")
         self._server: asyncio.AbstractServer | None = None
@@ -406,6 +413,7 @@ class DaemonServer:
             connections=len(self.conns),
             connections_total=self.connections_total,
             protocol_errors=self.protocol_errors,
+            idle_closed=self.idle_closed,
             daemon_cpu_s=usage.ru_utime + usage.ru_stime,
             daemon_gc_collections=sum(g["collections"] for g in gc.get_stats()),
             daemon_peak_rss_bytes=usage.ru_maxrss * 1024,
@@ -514,16 +522,28 @@ class _Conn(asyncio.Protocol):
         self.loop = server.loop
         self.limits = server.limits
         self.transport: asyncio.Transport | None = None
-        self.decoder = FrameDecoder(self.limits.max_frame_bytes)
+        self.decoder = FrameDecoder(
+            self.limits.max_frame_bytes, first_frame_bytes=self.limits.max_hello_bytes
+        )
         self.role: str | None = None
         self.client = ""
         self.lost = False
         self.closing = False
         self._handlers: dict[int, _Handler] = _HELLO_HANDLERS
         self._paused: set[str] = set()
+        self._paused_at = 0.0
         self._last_rx = 0.0
+        # When the first byte of the incomplete frame the decoder holds arrived (shifted by
+        # the time reading was paused since); None when it holds none.
+        self._frame_started: float | None = None
+        # One timer for both read deadlines (stall, whole frame), armed only while a frame
+        # is incomplete; one for the idle timeout, from the HELLO on.
         self._stall_timer: asyncio.TimerHandle | None = None
         self._hello_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        # Above the transport's write high-water mark: until it drains, each write is
+        # followed by a check of the unsent output against max_output_bytes.
+        self._write_blocked = False
         # producer
         self._next_seq = 1
         self._publishing = False
@@ -571,7 +591,7 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        self._last_rx = self.loop.time()
+        self._last_rx = now = self.loop.time()
         try:
             frames = self.decoder.feed(data)
             for frame in frames:
@@ -593,14 +613,17 @@ class _Conn(asyncio.Protocol):
             _log.exception("internal error on a %s connection", self.role)
             self.fail(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
             return
-        if self.decoder.buffered and not self._paused:
-            if self._stall_timer is None:
-                self._stall_timer = self.loop.call_later(
-                    self.limits.read_timeout_s, self._check_stall
-                )
-        elif self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
+        if self.decoder.buffered:
+            # A frame completed here means the one held began in this data.
+            if frames or self._frame_started is None:
+                self._frame_started = now
+            if self._stall_timer is None and not self._paused:
+                self._arm_stall(now)
+        elif self._frame_started is not None:
+            self._frame_started = None
+            if self._stall_timer is not None:
+                self._stall_timer.cancel()
+                self._stall_timer = None
 
     def eof_received(self) -> bool:
         try:
@@ -615,19 +638,28 @@ class _Conn(asyncio.Protocol):
         self.closing = True
         server = self.server
         server.conns.discard(self)
-        for timer in (self._stall_timer, self._hello_timer, self._sweep_timer, self._flush_timer):
+        for timer in (
+            self._stall_timer,
+            self._hello_timer,
+            self._idle_timer,
+            self._sweep_timer,
+            self._flush_timer,
+        ):
             if timer is not None:
                 timer.cancel()
-        self._stall_timer = self._hello_timer = None
+        self._stall_timer = self._hello_timer = self._idle_timer = None
         self._out.clear()
         if self.services:
             self._drop_services()
 
     def pause_writing(self) -> None:
-        # The peer is not reading what we send: stop taking work from it.
+        # The peer is not reading what we send: stop taking work from it, and from now on
+        # hold it to max_output_bytes.
+        self._write_blocked = True
         self._pause("writing")
 
     def resume_writing(self) -> None:
+        self._write_blocked = False
         self._unpause("writing")
 
     # ------------------------------------------------------------------ helpers
@@ -636,6 +668,26 @@ class _Conn(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not self.closing:
             transport.write(encode_frame(obj))
+            if self._write_blocked:
+                self._check_output(transport)
+
+    def _check_output(self, transport: asyncio.Transport) -> None:
+        """Abort the connection if its peer left more than ``max_output_bytes`` unread (an
+        ERROR frame would wait behind what it does not read). Its loss fails the deliveries
+        its services hold over, as any disconnect does (``_drop_services``). Called after a
+        write only while the transport is above its high-water mark (``pause_writing``)."""
+        held = transport.get_write_buffer_size()
+        cap = self.limits.max_output_bytes
+        if held <= cap:
+            return
+        self.server.note_protocol_error(
+            self.role,
+            ErrorCode.SLOW_READER,
+            f"{held} bytes unsent, over max_output_bytes={cap}; the peer stopped reading "
+            f"({len(self.pending)} deliveries it held fail over)",
+        )
+        self.closing = True
+        transport.abort()
 
     def fail(self, code: str, message: str, *, count: bool = True) -> None:
         """Send an ERROR frame and close: the connection's buffered output is flushed for
@@ -655,6 +707,7 @@ class _Conn(asyncio.Protocol):
     def _pause(self, reason: str) -> None:
         if not self._paused and self.transport is not None and not self.closing:
             self.transport.pause_reading()
+            self._paused_at = self.loop.time()
             if self._stall_timer is not None:
                 self._stall_timer.cancel()
                 self._stall_timer = None
@@ -666,26 +719,86 @@ class _Conn(asyncio.Protocol):
         self._paused.discard(reason)
         if not self._paused and self.transport is not None and not self.closing:
             self.transport.resume_reading()
-            self._last_rx = self.loop.time()
-            if self.decoder.buffered and self._stall_timer is None:
-                self._stall_timer = self.loop.call_later(
-                    self.limits.read_timeout_s, self._check_stall
-                )
+            self._last_rx = now = self.loop.time()
+            started = self._frame_started
+            if started is not None:
+                # The time the daemon was not reading is not the frame's.
+                self._frame_started = started + now - max(self._paused_at, started)
+                if self._stall_timer is None:
+                    self._arm_stall(now)
+
+    def _arm_stall(self, now: float) -> None:
+        """Check the incomplete frame at the nearer of its two deadlines: ``read_timeout_s``
+        of silence, ``frame_timeout_s`` from its first byte."""
+        assert self._frame_started is not None
+        limits = self.limits
+        delay = min(
+            self._last_rx + limits.read_timeout_s, self._frame_started + limits.frame_timeout_s
+        )
+        self._stall_timer = self.loop.call_later(delay - now, self._check_stall)
 
     def _check_stall(self) -> None:
         self._stall_timer = None
-        if self.closing or self._paused or not self.decoder.buffered:
+        started = self._frame_started
+        if self.closing or self._paused or started is None:
             return
-        idle = self.loop.time() - self._last_rx
-        timeout = self.limits.read_timeout_s
-        if idle >= timeout:
+        now = self.loop.time()
+        limits = self.limits
+        age = now - started
+        idle = now - self._last_rx
+        if age >= limits.frame_timeout_s:
+            self.fail(
+                ErrorCode.FRAME_TIMEOUT,
+                f"a frame still incomplete {age:.1f} s after its first byte "
+                f"({self.decoder.buffered} bytes held; frame_timeout_s={limits.frame_timeout_s})",
+            )
+        elif idle >= limits.read_timeout_s:
             self.fail(
                 ErrorCode.STALLED,
                 f"no data for {idle:.1f} s in the middle of a frame "
-                f"({self.decoder.buffered} bytes held; read_timeout_s={timeout})",
+                f"({self.decoder.buffered} bytes held; read_timeout_s={limits.read_timeout_s})",
             )
         else:
-            self._stall_timer = self.loop.call_later(timeout - idle, self._check_stall)
+            self._arm_stall(now)
+
+    def _check_idle(self) -> None:
+        """Close the connection if it sent nothing for ``idle_timeout_s`` and the daemon owes
+        it nothing; otherwise look again when it next could be. Services with registrations
+        or deliveries outstanding are exempt (the event timeout and health checks govern
+        them), and so is every connection while the daemon stops (an admin waits for its
+        report)."""
+        self._idle_timer = None
+        if self.closing:
+            return
+        now = self.loop.time()
+        timeout = self.limits.idle_timeout_s
+        quiet = now - self._last_rx
+        owed = bool(
+            self.services
+            or self.pending
+            or self._backlog
+            or self._publishing
+            or self._tasks
+            or self.server.stopping
+        )
+        if owed or quiet < timeout:
+            self._idle_timer = self.loop.call_later(
+                timeout if owed else timeout - quiet, self._check_idle
+            )
+            return
+        self.server.idle_closed += 1
+        _log.info(
+            "closed an idle %s connection (%r): nothing received for %.1f s (idle_timeout_s=%s)",
+            self.role,
+            self.client,
+            quiet,
+            timeout,
+        )
+        self.fail(
+            ErrorCode.IDLE_TIMEOUT,
+            f"nothing received for {quiet:.1f} s (idle_timeout_s={timeout})",
+            count=False,
+        )
 
     def _hello_expired(self) -> None:
         self._hello_timer = None
@@ -732,6 +845,7 @@ class _Conn(asyncio.Protocol):
         self.role = role
         self.client = client if isinstance(client, str) else ""
         self._handlers = _ROLE_HANDLERS[role]
+        self._idle_timer = self.loop.call_later(self.limits.idle_timeout_s, self._check_idle)
         self.send(welcome(self.limits, os.getpid()))
 
     # ------------------------------------------------------------------ producer
@@ -772,6 +886,7 @@ class _Conn(asyncio.Protocol):
         server = self.server
         publish = server.core.publish
         sources = server.sources
+        pack = self._pack_body  # measures map payloads (decode_event)
         backlog = self._backlog
         budget = _PUBLISH_SLICE
         while backlog and budget:
@@ -787,7 +902,7 @@ class _Conn(asyncio.Protocol):
                     i += 1
                     continue
                 try:
-                    event = decode_event(events[i], sources, True)
+                    event = decode_event(events[i], sources, True, pack)
                 except ValueError as exc:
                     self._reject(frame, first + i, "malformed", str(exc))
                     i += 1
@@ -958,8 +1073,13 @@ class _Conn(asyncio.Protocol):
             self._write_deliveries(batch[:half])
             self._write_deliveries(batch[half:])
             return
-        assert self.transport is not None
-        self.transport.write(pack_frame(body))
+        transport = self.transport
+        assert transport is not None
+        if self._write_blocked and self.closing:
+            return  # aborted for its unread output: ``batch`` fails over with the connection
+        transport.write(pack_frame(body))
+        if self._write_blocked:
+            self._check_output(transport)
 
     def _nack_locally(self, seq: int, error: str) -> None:
         entry = self.pending.pop(seq, None)
