@@ -256,30 +256,29 @@ def _source(sources: SourceCache, sid: Any, stype: Any) -> Source:
     return source
 
 
+# decode_event is the hottest path of the daemon and its subscribers, tuned against
+# instruction counts: one function, no helper calls. It builds the Event with
+# ``object.__new__`` and slot assignments rather than ``Event(...)``: the dataclass
+# ``__init__`` and ``__post_init__`` (an enum hash for the category) cost three times as
+# much. ``tests/test_daemon_codec.py`` checks that every Event field survives the round trip.
+#
+# ``size_bytes`` is measured, never taken from the array: a bytes payload's length, or for a
+# map the length of its msgpack encoding (``pack``; the daemon passes a connection's reused
+# packer), which is what the payload occupies in a frame. The declared field is ignored: a
+# producer's figure for a map is the length of its JSON form (``Event``) and differs anyway,
+# and one that lies must not slip past ``max_event_bytes`` or make a service client keep a
+# large event (``CACHE_EVENT_BYTES``). When the measured size differs from the declared one,
+# the WireEvent's array carries the measured size, so its services see the daemon's figure.
 def decode_event(
     t: Any,
     sources: SourceCache,
     wire: bool = False,
     pack: Callable[[object], bytes] = encode_body,
 ) -> Event:
-    """The Event a wire array describes (a ``WireEvent`` holding ``t`` if ``wire``).
-    Raises ValueError saying which field is wrong. It checks everything ``validate``
-    checks but the size limit, which is the core's (so the daemon publishes it with
-    ``publish(event, checked=True)``; a test holds the two to that).
-
-    ``size_bytes`` is measured, never taken from the array: a bytes payload's length, or
-    for a map the length of its msgpack encoding (``pack``; the daemon passes a connection's
-    reused packer), which is what the payload occupies in a frame. The declared field is
-    ignored: a producer's figure for a map is the length of its JSON form (``Event``) and
-    differs anyway, and one that lies must not slip past ``max_event_bytes`` or make a
-    service client keep a large event (``CACHE_EVENT_BYTES``). When the measured size
-    differs from the declared one, the WireEvent's array carries the measured size, so the
-    services it is delivered to see the daemon's figure.
-
-    Built with ``object.__new__`` and slot assignments rather than ``Event(...)``: the
-    dataclass ``__init__`` and ``__post_init__`` (an enum hash for the category) cost three
-    times as much, on the hottest path of both the daemon and its subscribers.
-    ``tests/test_daemon_codec.py`` checks that every Event field survives the round trip.
+    """The Event a wire array describes (a ``WireEvent`` holding ``t`` if ``wire``), its
+    ``size_bytes`` measured (see above). Raises ValueError saying which field is wrong. It
+    checks everything ``validate`` checks but the size limit, which is the core's (so the
+    daemon publishes it with ``publish(event, checked=True)``; a test holds the two to that).
     """
     if t.__class__ is not tuple or len(t) != EVENT_FIELDS:
         raise ValueError(f"an event is an array of {EVENT_FIELDS} items")
