@@ -51,6 +51,7 @@ from perf.decide.comparisons import (
     compare_with_baseline,
     conclude,
     initial_rounds,
+    time_not_judged_note,
 )
 from perf.decide.outcome import GateOutcome
 from perf.decide.policy import Mode, Policy, load_policy
@@ -125,8 +126,9 @@ class GateRun:
     policy: Policy
     head: GitState
     machine: MachineInfo
-    base_commit: str | None  # PR mode
-    baseline: Baseline | None  # baseline mode, unless this run writes the baseline
+    base_commit: str | None  # measured beside the head: PR mode, or the baseline's commit
+    base_label: str  # what the head was compared with, as the reports name it
+    baseline: Baseline | None  # its memory figures compared, when its commit is missing
     run_dir: Path
     started: dt.datetime
     t0: float  # time.monotonic() at the start: the time budget counts from here
@@ -161,8 +163,11 @@ def run_gate(config: GateConfig) -> GateOutcome:
     machine = machine_info()
     notes: list[str] = []
     config, base_commit = _choose_base(config, notes)
-    policy = load_policy(config.root / "pyproject.toml", mode=config.mode.value)
     baseline = _stored_baseline(config)
+    base_label = base_commit or "none (baseline written)"
+    if baseline is not None:
+        config, base_commit, base_label = _beside_the_baseline(config, baseline, head, notes)
+    policy = load_policy(config.root / "pyproject.toml", mode=config.mode.value)
     run_dir = _prepare_output(config.output, head.commit[:10])
     _progress(f"[gate] results in {run_dir}")
     run = GateRun(
@@ -171,7 +176,8 @@ def run_gate(config: GateConfig) -> GateOutcome:
         head=head,
         machine=machine,
         base_commit=base_commit,
-        baseline=baseline,
+        base_label=base_label,
+        baseline=baseline if base_commit is None else None,
         run_dir=run_dir,
         started=started,
         t0=t0,
@@ -198,6 +204,42 @@ def _choose_base(config: GateConfig, notes: list[str]) -> tuple[GateConfig, str 
         notes.append(f"no base commit ({exc.message}): compared with the stored baseline")
         _progress(f"[gate] {notes[-1]}")
         return replace(config, mode=Mode.BASELINE), None
+
+
+def _beside_the_baseline(
+    config: GateConfig, baseline: Baseline, head: GitState, notes: list[str]
+) -> tuple[GateConfig, str | None, str]:
+    """Baseline mode: the baseline names the commit it was taken at. When the clone has
+    that commit, it is measured beside the head in paired rounds, exactly as PR mode does
+    (time is judged only side by side); with the head at that very commit, the run is an
+    A/A run of this machine. Without the commit (a shallow clone), only the figures a
+    stored baseline can judge are compared (memory), and ``notes`` says what to do.
+    Returns the config to run, the commit to measure beside the head, and the label."""
+    where = display_path(baseline.path)
+    try:
+        commit = resolve_ref(config.root, baseline.commit)
+    except RefError:
+        notes.append(
+            time_not_judged_note(
+                f"the commit {where} was taken at ({baseline.commit[:12]}) is not in this "
+                f"clone; fetch it (git fetch --unshallow, or git fetch origin "
+                f"{baseline.commit}) to measure it beside the head, or pass --base REF"
+            )
+        )
+        _progress(f"[gate] {notes[-1]}")
+        return config, None, f"{where} (stored memory figures; time not judged)"
+    if commit == head.commit and not head.dirty:
+        notes.append(
+            f"head is the baseline's commit {commit[:12]}: an A/A run of this machine, the "
+            "same code measured on both sides; what it finds is this machine's noise"
+        )
+    else:
+        notes.append(
+            f"head vs baseline commit {commit[:12]} (paired): the commit {where} was taken "
+            "at, measured beside the head in this run"
+        )
+    _progress(f"[gate] {notes[-1]}")
+    return replace(config, mode=Mode.PR), commit, f"baseline commit {commit[:12]} (paired)"
 
 
 def _baseline_file(config: GateConfig) -> Path:
@@ -255,7 +297,7 @@ def _measure_and_decide(run: GateRun, notes: list[str]) -> GateOutcome:
         if config.mode is Mode.PR:
             measured = _measure_pr(run, plan, keys, rounds, plan_file)
         else:
-            measured = _measure_head(run, plan, keys, rounds, plan_file, notes)
+            measured = _measure_head(run, plan, keys, rounds, plan_file)
     if config.write_baseline:
         _store_baseline(run, measured.samples, keys)
     artifacts = write_round_files(run.run_dir, measured.samples, plan)
@@ -279,9 +321,9 @@ def _write_plan(work: Path, config: GateConfig, plan: Sequence[PlanItem]) -> Pat
         set_name=config.set_name,
         plan=plan,
         coordinators=config.coordinators,
-        # The kernel (~0.3 s a worker) puts a baseline from another machine on this
-        # machine's scale; paired base-vs-head rounds have no use for it.
-        calibrate=config.mode is not Mode.PR or config.write_baseline,
+        # The kernel (~0.3 s a worker) is timed only for a baseline being written, where it
+        # records how fast the machine was (context); no verdict uses it.
+        calibrate=config.write_baseline,
     )
     return plan_file
 
@@ -333,7 +375,6 @@ def _measure_head(
     keys: Keys,
     rounds: int,
     plan_file: Path,
-    notes: list[str],
 ) -> Measured:
     """Baseline mode: the head alone, compared with the stored baseline when there is one
     (none when this run writes it)."""
@@ -347,7 +388,7 @@ def _measure_head(
         def against_baseline() -> list[Comparison]:
             assert baseline is not None
             return compare_with_baseline(
-                runner.samples, keys, policy, config.seed, baseline, run.machine, notes
+                runner.samples, keys, policy, config.seed, baseline, run.machine
             )
 
         comparisons = _rounds_until_decided(runner, policy, config.budget_s, against_baseline)
@@ -439,7 +480,6 @@ def _outcome(
     artifacts: Sequence[Artifact],
     machine: MachineLoad,
 ) -> GateOutcome:
-    baseline = run.baseline
     return GateOutcome(
         mode=run.config.mode.value,
         verdict=conclusion.verdict,
@@ -448,8 +488,7 @@ def _outcome(
         comparisons=measured.comparisons,
         head_commit=run.head.commit,
         head_dirty=run.head.dirty,
-        base_label=run.base_commit
-        or (display_path(baseline.path) if baseline else "none (baseline written)"),
+        base_label=run.base_label,
         rounds=measured.samples.rounds("head"),
         rounds_all_cases=rounds,
         max_rounds=run.policy.max_rounds,

@@ -8,9 +8,9 @@ import pytest
 
 from perf.decide.baseline import (
     BASELINE_SCHEMA_VERSION,
+    check_python,
     check_sampling,
     load_baseline,
-    rescale_for_machine,
     write_baseline,
 )
 from perf.errors import BaselineError
@@ -24,7 +24,7 @@ def test_round_trip(tmp_path: Path) -> None:
     baseline = load_baseline(path)
     assert baseline.schema_version == BASELINE_SCHEMA_VERSION
     assert baseline.samples["daemon_performance.medium.core"]["time"] == [0.02, 0.021]
-    assert baseline.calibration_median_s == 0.011
+    assert baseline.calibration_s == (0.010, 0.011, 0.012)  # the recording machine's speed
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -99,38 +99,14 @@ def test_write_refuses_bad_samples_and_keeps_old_file(tmp_path: Path) -> None:
     assert path.read_text() == before
 
 
-def test_same_machine_is_compared_as_stored(tmp_path: Path) -> None:
-    path = tmp_path / "quick.json"
-    write_baseline(path, baseline_document())
-    samples, note = rescale_for_machine(
-        load_baseline(path), fingerprint="f" * 16, python="3.11.7", calibration_s=0.5
-    )
-    assert note is None
-    assert samples["daemon_performance.medium.core"]["time"] == [0.02, 0.021]
-
-
-def test_other_machine_scales_time_not_memory(tmp_path: Path) -> None:
-    path = tmp_path / "quick.json"
-    write_baseline(path, baseline_document())
-    samples, note = rescale_for_machine(
-        load_baseline(path), fingerprint="0" * 16, python="3.11.7", calibration_s=0.022
-    )
-    assert note is not None and "calibration ratio 2.000" in note
-    assert samples["daemon_performance.medium.core"]["time"] == pytest.approx([0.04, 0.042])
-    assert samples["daemon_performance.medium.core"]["rss_peak"] == [3e7, 3e7]
-
-
-def test_other_python_or_kernel_is_refused(tmp_path: Path) -> None:
+def test_a_baseline_from_another_python_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "quick.json"
     write_baseline(path, baseline_document())
     baseline = load_baseline(path)
-    with pytest.raises(BaselineError, match=r"Python 3\.11\.7"):
-        rescale_for_machine(baseline, fingerprint="f" * 16, python="3.12.1", calibration_s=0.01)
-    write_baseline(path, baseline_document(calibration={"version": 99, "seconds": [0.01]}))
-    with pytest.raises(BaselineError, match="calibration kernel"):
-        rescale_for_machine(
-            load_baseline(path), fingerprint="f" * 16, python="3.11.7", calibration_s=0.01
-        )
+    check_python(baseline, "3.11.7")  # its own Python: accepted
+    with pytest.raises(BaselineError, match=r"Python 3\.11\.7, this run uses 3\.12\.1") as caught:
+        check_python(baseline, "3.12.1")
+    assert "nox -s perf_baseline" in str(caught.value)
 
 
 def test_calibration_kernel_is_deterministic_and_timed() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,17 +38,17 @@ __all__ = [
     "Baseline",
     "baseline_document",
     "baseline_path",
+    "check_python",
     "check_sampling",
     "load_baseline",
-    "rescale_for_machine",
     "write_baseline",
 ]
 
 BASELINE_SCHEMA_VERSION = 2
 KIND = "crucible-perf-baseline"
 FIX = "nox -s perf_baseline"
-# Metrics whose values are durations and scale with the machine's speed; memory, rates
-# and counts do not.
+# Metrics whose values are wall-clock durations: judged only side by side, never against
+# figures stored by another run (the machine's speed moves between runs).
 TIME_LIKE_PREFIXES = ("time", "latency")
 
 Samples = Mapping[str, Mapping[str, list[float]]]
@@ -73,10 +72,6 @@ class Baseline:
     @property
     def fingerprint(self) -> str:
         return str(self.machine.get("fingerprint", ""))
-
-    @property
-    def calibration_median_s(self) -> float:
-        return statistics.median(self.calibration_s)
 
 
 def baseline_path(root: Path, set_name: str) -> Path:
@@ -180,44 +175,15 @@ def check_sampling(baseline: Baseline, unpaced_repeats: int) -> None:
         )
 
 
-def rescale_for_machine(
-    baseline: Baseline, *, fingerprint: str, python: str, calibration_s: float
-) -> tuple[dict[str, dict[str, list[float]]], str | None]:
-    """The baseline's samples as this machine would see them, and a note when rescaled.
-
-    Same machine: samples unchanged. Another machine: time-like samples are multiplied by
-    (this machine's calibration time / the baseline's), so a machine twice as slow expects
-    values twice as large. Refused when the Python version or calibration kernel differs:
-    no single factor carries results across those.
-    """
+def check_python(baseline: Baseline, python: str) -> None:
+    """Refuse a baseline taken under another Python version: its allocation figures (and
+    any count) differ with the interpreter, so no comparison would mean what it says."""
     if baseline.python != python:
         raise BaselineError(
             f"baseline was taken with Python {baseline.python}, this run uses {python}",
             display_path(baseline.path),
             f"take a baseline with this Python: {FIX}",
         )
-    if baseline.calibration_version != CALIBRATION_VERSION:
-        raise BaselineError(
-            f"baseline calibration kernel v{baseline.calibration_version} differs from "
-            f"this gate's v{CALIBRATION_VERSION}",
-            display_path(baseline.path),
-            f"refresh it with {FIX}",
-        )
-    samples = {b: {m: list(v) for m, v in ms.items()} for b, ms in baseline.samples.items()}
-    if baseline.fingerprint == fingerprint:
-        return samples, None
-    factor = calibration_s / baseline.calibration_median_s
-    for metrics in samples.values():
-        for metric, values in metrics.items():
-            if metric.startswith(TIME_LIKE_PREFIXES):
-                metrics[metric] = [v * factor for v in values]
-    note = (
-        f"baseline from another machine ({baseline.machine.get('cpu', 'unknown CPU')}): "
-        f"time-like values scaled by the calibration ratio {factor:.3f} "
-        f"({calibration_s * 1e3:.2f} ms here / {baseline.calibration_median_s * 1e3:.2f} ms "
-        "there); memory and rates compared as stored"
-    )
-    return samples, note
 
 
 def baseline_document(

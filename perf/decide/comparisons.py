@@ -1,39 +1,28 @@
 """What the gate concludes from its rounds: how many rounds to start with, the comparisons
-of head with base (paired, PR mode) or with a stored baseline (unpaired, baseline mode), and
+of head with base (paired: PR mode, or the baseline's commit measured beside the head) or
+with a stored baseline's memory figures (unpaired, when its commit is not in the clone), and
 the run's verdict, exit status and warnings."""
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from perf.decide.baseline import TIME_LIKE_PREFIXES, Baseline, rescale_for_machine
+from perf.decide.baseline import TIME_LIKE_PREFIXES, Baseline, check_python
 from perf.decide.policy import Policy
-from perf.decide.verdict import (
-    Comparison,
-    Verdict,
-    compare,
-    exit_status,
-    hold_for_machine,
-    machine_shift,
-    run_verdict,
-)
+from perf.decide.verdict import Comparison, Verdict, compare, exit_status, run_verdict
 from perf.measure.meta import MachineInfo
 from perf.measure.rounds import RoundSamples, sample_map
 
 __all__ = [
-    "KERNEL_NOTE",
     "Conclusion",
     "compare_with_base",
     "compare_with_baseline",
     "conclude",
     "initial_rounds",
+    "time_not_judged_note",
 ]
-
-# How the note on the calibration kernel's move starts (one note a run, updated in place).
-KERNEL_NOTE = "calibration kernel"
 
 Keys = Sequence[tuple[str, str]]
 
@@ -58,6 +47,15 @@ def compare_with_base(
     return compare(base, sample_map(samples, "head", keys), policy, paired=True, seed=seed)
 
 
+def time_not_judged_note(reason: str) -> str:
+    """The note of a run whose wall-clock figures were not judged, and why."""
+    return (
+        f"time and latency not judged: {reason}. Wall-clock figures are judged only side by "
+        "side (base and head in the same minutes); stored ones, from another run, are shown "
+        "as context"
+    )
+
+
 def compare_with_baseline(
     samples: RoundSamples,
     keys: Keys,
@@ -65,39 +63,20 @@ def compare_with_baseline(
     seed: int,
     baseline: Baseline,
     machine: MachineInfo,
-    notes: list[str],
 ) -> list[Comparison]:
-    """Head's rounds against a stored baseline (unpaired). From another machine: on this
-    machine's scale (``rescale_for_machine``). From this one: as stored, then
-    ``hold_for_machine`` with the calibration kernel's move since the baseline, which
-    ``notes`` reports (one note, updated as rounds are added)."""
-    calib = statistics.median(samples.calibration_s["head"])
-    stored, note = rescale_for_machine(
-        baseline,
-        fingerprint=machine.fingerprint,
-        python=machine.python_version,
-        calibration_s=calib,
-    )
-    if note and note not in notes:
-        notes.append(note)
-    base = {(b, m): v for b, ms in stored.items() for m, v in ms.items() if (b, m) in keys}
-    head = sample_map(samples, "head", keys)
-    found = compare(base, head, policy, paired=False, seed=seed)
-    if note is not None:
-        return found  # another machine: already on this one's scale
-    # The baseline's own machine, maybe in another state (this one's speed changes by up
-    # to 2x): the kernel says how far it moved.
-    shift = machine_shift(baseline.calibration_s, samples.calibration_s["head"])
-    if shift is None:
-        return found
-    notes[:] = [n for n in notes if not n.startswith(KERNEL_NOTE)]
-    notes.append(
-        f"{KERNEL_NOTE} {calib * 1e3:.2f} ms (median of this run's workers), "
-        f"{baseline.calibration_median_s * 1e3:.2f} ms in the baseline: the machine is "
-        f"{abs(shift) * 100:.1f}% {'slower' if shift > 0 else 'faster'} than when the "
-        "baseline was recorded"
-    )
-    return hold_for_machine(found, shift, TIME_LIKE_PREFIXES)
+    """Head's rounds against a stored baseline (unpaired), for the metrics a figure stored
+    by another run can judge: memory (tracemalloc's bytes, peak RSS). Time and latency are
+    left out: on this machine the same workload runs up to 2x slower from one minute to the
+    next, so a wall-clock figure of another run is context, never a verdict, and no
+    calibration can make it one (an open-loop latency does not even follow a CPU kernel).
+    A baseline taken under another Python is refused: its allocations differ."""
+    check_python(baseline, machine.python_version)
+    judged = [k for k in keys if not k[1].startswith(TIME_LIKE_PREFIXES)]
+    base = {
+        (b, m): v for b, ms in baseline.samples.items() for m, v in ms.items() if (b, m) in judged
+    }
+    head = sample_map(samples, "head", judged)
+    return compare(base, head, policy, paired=False, seed=seed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,23 +98,14 @@ def conclude(
     memory_failures: Sequence[str] = (),
 ) -> Conclusion:
     """The run's verdict: its comparisons', failed by any failure of the memory and leak
-    gate (``memory_failures``, each with its top stacks). Warns of time comparisons held
-    for the machine's move (naming the calibration kernel's note) and of comparisons still
+    gate (``memory_failures``, each with its top stacks). Warns of comparisons still
     inconclusive after every round allowed."""
     verdict = run_verdict(comparisons) if comparisons else Verdict.PASS
     warnings: list[str] = []
     if memory_failures:
         verdict = Verdict.FAIL
         warnings.extend(memory_failures)
-    held = sum(c.machine_held for c in comparisons)
-    if held:
-        kernel = next((n for n in notes if n.startswith(KERNEL_NOTE)), KERNEL_NOTE)
-        warnings.append(
-            f"{held} time comparisons held inconclusive, their change within what the "
-            f"machine's own move could cause ({kernel}); compare within rounds with "
-            "--base REF, or re-record the baseline on a quiet machine (nox -s perf_baseline)"
-        )
-    undecided = [c for c in comparisons if c.verdict is Verdict.INCONCLUSIVE and not c.machine_held]
+    undecided = [c for c in comparisons if c.verdict is Verdict.INCONCLUSIVE]
     if undecided:
         warnings.append(
             f"{len(undecided)} comparisons stayed inconclusive after "

@@ -7,9 +7,8 @@ prints, reads files or exits.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from perf.decide.policy import Correction, Direction, Mode, Policy
@@ -38,8 +37,6 @@ __all__ = [
     "compare",
     "decide",
     "exit_status",
-    "hold_for_machine",
-    "machine_shift",
     "needs_more_samples",
     "run_verdict",
 ]
@@ -88,9 +85,6 @@ class Comparison:
     verdict: Verdict
     direction: Direction = Direction.LOWER_IS_BETTER
     reason: str = ""
-    # Held inconclusive because the machine itself moved (``hold_for_machine``): more
-    # rounds cannot settle it, so none are spent on it.
-    machine_held: bool = False
 
     @property
     def change_pct(self) -> float:
@@ -372,82 +366,6 @@ def compare(
     return comparisons
 
 
-def machine_shift(base_kernel_s: Sequence[float], head_kernel_s: Sequence[float]) -> float | None:
-    """How much slower (+) or faster (-) the machine ran the calibration kernel in this run
-    than when the baseline was recorded, as a fraction of the baseline's median (``+0.77``:
-    77 % slower now). None when either side has no kernel time."""
-    base = [t for t in base_kernel_s if math.isfinite(t) and t > 0.0]
-    head = [t for t in head_kernel_s if math.isfinite(t) and t > 0.0]
-    if not base or not head:
-        return None
-    return statistics.median(head) / statistics.median(base) - 1.0
-
-
-def hold_for_machine(
-    comparisons: Sequence[Comparison], shift: float, time_like: tuple[str, ...]
-) -> list[Comparison]:
-    """Baseline-mode comparisons on the baseline's own machine, given that the calibration
-    kernel (code no change touches) ran ``shift`` slower or faster than when the baseline
-    was recorded. A move of the machine can only excuse what it could have caused, and
-    only a move beyond a comparison's threshold counts. With ``adj(r) = r / (1 + shift) - 1``
-    (a ratio with the machine's move divided out), for time-like metrics (``time_like``
-    prefixes, lower is better):
-
-    - the machine slower: a FAIL stands only if ``adj(ci_low)`` is still beyond the
-      threshold; an INCONCLUSIVE whose estimate is beyond the threshold but whose
-      ``adj(ratio)`` is not could only end as such a held FAIL.
-    - the machine faster (it could hide a regression): a PASS stands only if ``adj(ci_high)``
-      is still within the threshold; an INCONCLUSIVE whose estimate is within the threshold
-      but whose ``adj(ratio)`` is not could only end as such a held PASS.
-
-    Those become INCONCLUSIVE, say why in ``reason`` and are marked ``machine_held`` (no
-    more rounds are spent on them). The division guards a verdict; it is never the
-    estimate, because the kernel follows a slow machine only roughly: on this project's
-    2-core machine, a run of unchanged code whose kernel was 71 % slower than the
-    baseline's measured the daemon_performance workloads 54-68 % slower and the
-    memory_profiling ones -2 to +15 %. Other metrics, and every comparison when the move is
-    within its threshold, are returned unchanged.
-    """
-    out: list[Comparison] = []
-    for c in comparisons:
-        t = c.threshold_pct / 100.0
-        held = False
-        if c.metric.startswith(time_like) and c.direction == Direction.LOWER_IS_BETTER:
-            worse = c.ratio - 1.0
-            adj_ratio = c.ratio / (1.0 + shift) - 1.0
-            if shift > t and c.verdict is Verdict.FAIL:
-                held = c.ci_low / (1.0 + shift) - 1.0 <= t
-            elif shift > t and c.verdict is Verdict.INCONCLUSIVE:
-                held = worse > t and adj_ratio <= t
-            elif shift < -t and c.verdict is Verdict.PASS:
-                held = c.ci_high / (1.0 + shift) - 1.0 > t
-            elif shift < -t and c.verdict is Verdict.INCONCLUSIVE:
-                held = worse <= t and adj_ratio > t
-        if not held:
-            out.append(c)
-            continue
-        was = {
-            Verdict.FAIL: "a regression",
-            Verdict.PASS: "within the threshold",
-            Verdict.INCONCLUSIVE: "undecided",
-        }[c.verdict]
-        out.append(
-            replace(
-                c,
-                verdict=Verdict.INCONCLUSIVE,
-                machine_held=True,
-                reason=(
-                    f"{c.worse_pct:+.2f}% would be {was}, but the machine itself is "
-                    f"{abs(shift) * 100:.1f}% {'slower' if shift > 0 else 'faster'} than when "
-                    "the baseline was recorded (calibration kernel), which could account for "
-                    "it; compare within rounds with --base REF, or re-record the baseline "
-                    "(nox -s perf_baseline)"
-                ),
-            )
-        )
-    return out
-
-
 def run_verdict(comparisons: Sequence[Comparison]) -> Verdict:
     """Verdict of a run: any FAIL fails it; else any INCONCLUSIVE makes it inconclusive;
     else it passes. No comparisons at all is a ResultError: a gate never passes on nothing.
@@ -482,13 +400,11 @@ def needs_more_samples(
     """``(benchmark, metric)`` of the inconclusive comparisons worth more rounds.
 
     With a ``policy``, those whose head side already has ``policy.max_rounds`` samples are
-    left out: the sample budget is spent and they stay inconclusive. So are those held for
-    the machine's move (``machine_held``): more rounds on a machine in another state than
-    the baseline's measure that state again.
+    left out: the sample budget is spent and they stay inconclusive.
     """
     budget = math.inf if policy is None else policy.max_rounds
     return [
         (c.benchmark, c.metric)
         for c in comparisons
-        if c.verdict is Verdict.INCONCLUSIVE and c.n_head < budget and not c.machine_held
+        if c.verdict is Verdict.INCONCLUSIVE and c.n_head < budget
     ]
