@@ -46,6 +46,59 @@ def test_invalid_speedscope_is_not_listed(tmp_path: Path) -> None:
     assert [a.kind for a in result.artifacts] == ["json"]  # the manifest only
 
 
+def test_manifest_states_each_profiles_setup_share_as_its_run_measured(tmp_path: Path) -> None:
+    """A stand-in py-spy runs the real target, keeps a copy of its status file and writes a
+    valid profile; the manifest must carry the figures of that very run."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    pyspy = fake_tool(
+        tmp_path,
+        "py-spy",
+        f"""
+        import json, shutil, subprocess, sys
+        args = sys.argv[1:]
+        out = args[args.index("-o") + 1]
+        subprocess.run(args[args.index("--") + 1 :], check=True)
+        status = args[args.index("--status-file") + 1]
+        fmt = "speedscope" if "-f" in args else "svg"
+        shutil.copy(status, {str(seen)!r} + "/" + fmt + ".json")
+        with open(out, "w") as f:
+            if fmt == "svg":
+                f.write("<svg></svg>")
+            else:
+                json.dump({{
+                    "$schema": "https://www.speedscope.app/file-format-schema.json",
+                    "shared": {{"frames": [{{"name": "run"}}]}},
+                    "profiles": [{{
+                        "type": "sampled", "name": "t", "unit": "seconds", "startValue": 0,
+                        "endValue": 1, "samples": [[0]], "weights": [1],
+                    }}],
+                }}, f)
+        """,
+    )
+    options = CaptureOptions(
+        settle=False, flamegraphs=False, native=False, pyspy_path=pyspy, cpu_seconds=0.3
+    )
+    result = profile_run(
+        tmp_path / "run", ["core"], ["light"], options=options, stream=io.StringIO()
+    )
+    manifest = json.loads((tmp_path / "run/profiles/profile.json").read_text())
+    (capture,) = manifest["captures"]
+    runs = capture["profiled_runs"]
+    for fmt in ("speedscope", "svg"):
+        status = json.loads((seen / f"{fmt}.json").read_text())
+        assert status["inputs_built"] == 1 and status["runs"] > 1
+        assert runs[fmt]["setup_share"] == status["setup_share"] < 0.2
+        assert runs[fmt]["workload_s"] == status["workload_s"] > 0
+        assert runs[fmt]["inputs_built"] == 1 and runs[fmt]["runs"] == status["runs"]
+    assert result.captures[0].profiled_runs["svg"].setup_share == runs["svg"]["setup_share"]
+    if "memray" in "\n".join(manifest["notes"]):
+        assert "memray" not in runs
+    else:
+        assert runs["memray"]["runs"] == runs["memray"]["inputs_built"] == 1
+        assert runs["memray"]["setup_share"] == 0 and runs["memray"]["prepared_s"] > 0
+
+
 def test_cli_profiles_into_a_new_run_folder(tmp_path: Path) -> None:
     """``python -m perf profile`` as a user runs it, small: one coordinator, light."""
     output = tmp_path / "results"

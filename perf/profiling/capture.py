@@ -51,13 +51,14 @@ from perf.profiling.profiles import (
 )
 from perf.profiling.runner import (
     PTRACE_RE,
+    ProfiledRuns,
     Step,
     check_speedscope,
     html_ok,
     memray_problem,
+    read_status,
     run_step,
     runner_code,
-    status_ok,
     svg_ok,
     tree_env,
 )
@@ -108,8 +109,9 @@ PYSPY_MISSING_HINT = "install the profile extra (pip install -e '.[profile]'), w
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaptureOptions:
     """What to capture and how. py-spy's target runs the scenario again and again (each
-    time on a fresh coordinator) for at least ``cpu_seconds`` so that a flame graph has
-    enough samples (a medium run takes milliseconds here); memray's target runs it once.
+    time on a fresh coordinator, reusing the services and events it built while the runs
+    leave them as built) for at least ``cpu_seconds`` so that a flame graph has enough
+    samples (a medium run takes milliseconds here); memray's target runs it once.
     Differential profiles sample at ``diff_rate_hz`` for ``diff_seconds`` per side."""
 
     memray: bool = True
@@ -143,7 +145,10 @@ class CaptureOptions:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Capture:
     """The profiles of one coordinator on one scenario. Paths are relative to the run
-    folder and present only when captured and checked."""
+    folder and present only when captured and checked. ``profiled_runs``: for each profile
+    captured ("speedscope", "svg", "memray"), what that profile's own target run measured,
+    its setup share among it (the share of the profile spent building services and
+    events rather than running them)."""
 
     coordinator: str
     scenario: str
@@ -159,6 +164,7 @@ class Capture:
     artifacts: tuple[Artifact, ...] = ()
     notes: tuple[str, ...] = ()
     durations_s: Mapping[str, float] = field(default_factory=dict)
+    profiled_runs: Mapping[str, ProfiledRuns] = field(default_factory=dict)
 
     @property
     def subject(self) -> str:
@@ -205,6 +211,7 @@ class _CaptureRun:
         self.notes: list[str] = []
         self.durations: dict[str, float] = {}
         self.paths: dict[str, str] = {}
+        self.profiled_runs: dict[str, ProfiledRuns] = {}
         folder.mkdir(parents=True, exist_ok=True)
         self.log = open(folder / "capture.log", "a", encoding="utf-8")  # noqa: SIM115
 
@@ -261,7 +268,8 @@ class _CaptureRun:
                 *self.target("run", "--memray-output", str(capture), "--status-file", str(status)),
             ],
         )
-        if not run.ok or not capture.is_file() or not status_ok(status):
+        figures = read_status(status)
+        if not run.ok or not capture.is_file() or figures is None:
             capture.unlink(missing_ok=True)
             self.note(
                 f"memray profiles: memray run failed (exit {run.returncode}): {run.tail()}; "
@@ -270,6 +278,7 @@ class _CaptureRun:
             return
         status.unlink(missing_ok=True)
         self.add("memray_capture", capture, "memray capture (memray.bin)", "memray")
+        self.profiled_runs["memray"] = figures
         stats = self.folder / "memray-stats.json"
         done = self.step(
             "memray stats",
@@ -318,10 +327,11 @@ class _CaptureRun:
 
     def _record(
         self, pyspy: str, name: str, out: Path, fmt_args: Sequence[str], rate: int, seconds: float
-    ) -> tuple[Step, bool]:
+    ) -> tuple[Step, ProfiledRuns | None]:
         """One py-spy record of the target; with ``--native`` first where asked, then
         without it if that failed for another reason than ptrace. Returns the step and
-        whether the target itself finished cleanly."""
+        what the target's status file says of its runs (None unless they finished
+        cleanly)."""
         status = self.folder / f".{out.name}.status.json"
         native = [True, False] if self.options.native else [False]
         step: Step | None = None
@@ -343,22 +353,22 @@ class _CaptureRun:
                     "recorded Python frames only"
                 )
         assert step is not None
-        target_ok = status_ok(status)
+        figures = read_status(status)
         status.unlink(missing_ok=True)
-        return step, target_ok
+        return step, figures
 
     def pyspy(self, pyspy: str | None, *, rate: int, seconds: float, svg: bool = True) -> None:
         if pyspy is None:
             self.note(f"py-spy profiles: py-spy is not installed; {PYSPY_MISSING_HINT}")
             return
         out = self.folder / "pyspy.speedscope.json"
-        step, target_ok = self._record(
+        step, figures = self._record(
             pyspy, "py-spy speedscope", out, ["-f", "speedscope", "--full-filenames"], rate, seconds
         )
         if not step.ok or not out.is_file():
             out.unlink(missing_ok=True)
             self._pyspy_failure("py-spy speedscope profile", step)
-        elif not target_ok:
+        elif figures is None:
             out.unlink(missing_ok=True)
             self.note(f"py-spy speedscope profile: the profiled run failed: {step.tail()}")
         else:
@@ -371,12 +381,14 @@ class _CaptureRun:
                 )
             else:
                 self.add("speedscope", out, "py-spy CPU profile (speedscope JSON)", "speedscope")
+                self.profiled_runs["speedscope"] = figures
         if not svg:
             return
         out = self.folder / "pyspy.svg"
-        step, target_ok = self._record(pyspy, "py-spy svg", out, [], rate, seconds)
-        if step.ok and target_ok and svg_ok(out):
+        step, figures = self._record(pyspy, "py-spy svg", out, [], rate, seconds)
+        if step.ok and figures is not None and svg_ok(out):
             self.add("svg", out, "py-spy CPU flame graph (SVG)", "svg")
+            self.profiled_runs["svg"] = figures
         else:
             out.unlink(missing_ok=True)
             if not step.ok:
@@ -429,6 +441,7 @@ class _CaptureRun:
             artifacts=tuple(self.artifacts),
             notes=tuple(self.notes),
             durations_s=MappingProxyType(dict(self.durations)),
+            profiled_runs=MappingProxyType(dict(self.profiled_runs)),
         )
 
 

@@ -1,5 +1,7 @@
 """``profiles/[<side>/]profile.json``: what a profile run captured, what it could not and
-why, and each capture's memory figures.
+why, each capture's memory figures, and for each profile captured what share of it is
+setup (building the runs' services and events) rather than the measured workload, as the
+run that took it measured (``profiled_runs``).
 
 The memory figures are the leak gate's (``perf.decide.leakgate.memory_figures``), a stage
 above this one, so the caller computes them and passes them in as plain data.
@@ -20,7 +22,12 @@ from perf.rundir import Artifact
 
 __all__ = ["PROFILE_SCHEMA_VERSION", "add_manifest", "manifest", "to_jsonable"]
 
-PROFILE_SCHEMA_VERSION = 1
+# 1: {"schema_version", "kind", "tree", "duration_s", "options", "captures", "notes"}, each
+#    capture a perf.profiling.capture.Capture with its "memory" figures.
+# 2 (2026-12): each capture's "profiled_runs": per profile captured ("speedscope", "svg",
+#    "memray"), {"runs", "inputs_built", "setup_s", "prepared_s", "workload_s",
+#    "setup_share"} as that profile's target run measured them.
+PROFILE_SCHEMA_VERSION = 2
 
 
 def to_jsonable(value: Any) -> Any:

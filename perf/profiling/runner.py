@@ -5,7 +5,8 @@ Every step runs with stdin closed and a time limit, its output kept for the capt
 and for the note that says why a profile is missing. A file a profiler wrote counts only
 once it passes its check here (an HTML page, an SVG, a speedscope file speedscope's schema
 accepts, a target's status file saying ``ok``); :mod:`perf.profiling.capture` removes the
-rest, so nothing half-written is ever listed.
+rest, so nothing half-written is ever listed. A target's status file also says how much of
+what the profiler recorded was spent building the runs' inputs (:func:`read_status`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import re
 import signal
@@ -22,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from perf.files import write_json
 from perf.paths import REPO_ROOT
@@ -36,13 +38,14 @@ from perf.profiling.profiles import (
 __all__ = [
     "PTRACE_RE",
     "TARGET",
+    "ProfiledRuns",
     "Step",
     "check_speedscope",
     "html_ok",
     "memray_problem",
+    "read_status",
     "run_step",
     "runner_code",
-    "status_ok",
     "svg_ok",
     "tree_env",
 ]
@@ -160,13 +163,59 @@ def svg_ok(path: Path) -> bool:
     return "<svg" in head
 
 
-def status_ok(path: Path) -> bool:
-    """Whether the profile target's ``--status-file`` says its runs balanced."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfiledRuns:
+    """What the profile target's ``--status-file`` says of its runs: how many, how many
+    times their services and events were built, the seconds spent building them inside
+    what the profiler records (``setup_s``; py-spy records the whole process) and outside
+    it (``prepared_s``; memray's, before tracking), the seconds of the runs themselves
+    (``workload_s``), and ``setup_share`` = setup_s / (setup_s + workload_s): the share of
+    the profile that is setup rather than the measured workload."""
+
+    runs: int
+    inputs_built: int
+    setup_s: float
+    prepared_s: float
+    workload_s: float
+    setup_share: float
+
+
+def _count(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key}: {value!r} is not a count")
+    return value
+
+
+def _amount(data: Mapping[str, Any], key: str, most: float = math.inf) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: {value!r} is not a number")
+    if not (math.isfinite(value) and 0 <= value <= most):
+        raise ValueError(f"{key}: {value!r} is outside 0..{most}")
+    return float(value)
+
+
+def read_status(path: Path) -> ProfiledRuns | None:
+    """The figures of the profile target's ``--status-file``; None unless it says its runs
+    balanced (``ok``) and holds every figure, well-formed."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and data.get("ok") is True
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get("ok") is not True:
+        return None
+    try:
+        return ProfiledRuns(
+            runs=_count(data, "runs"),
+            inputs_built=_count(data, "inputs_built"),
+            setup_s=_amount(data, "setup_s"),
+            prepared_s=_amount(data, "prepared_s"),
+            workload_s=_amount(data, "workload_s"),
+            setup_share=_amount(data, "setup_share", most=1.0),
+        )
+    except ValueError:
+        return None
 
 
 def check_speedscope(path: Path) -> list[str]:

@@ -16,12 +16,22 @@ Commands:
 ``run``
     One scenario through one coordinator, ``--repeat`` times and for at least
     ``--min-seconds`` (so a sampling profiler gets enough samples), each time on a fresh
-    coordinator with fresh services and events: publish everything (yielding to the loop
-    every 64 events, as ``crucible.measure`` does) and settle. ``--memray-output`` tracks
-    the runs (``--repeat`` of them), and only them, with ``memray.Tracker`` tracing Python's
-    allocators; their events and services are made before tracking starts. Exit 1 when a run's
-    accounting does not balance; else ``--status-file`` gets ``{"ok": true, "runs",
-    "wall_s"}`` (each run's wall time from first publish to settled).
+    coordinator: publish everything (yielding to the loop every 64 events, as
+    ``crucible.measure`` does) and settle. The services and events are built once and
+    reused by every run while the runs leave them as built: a retry changes an event in
+    place (``retry_count``) and a fault can leave a service crashed, so after a run with
+    anything retried, failed, dead-lettered or rejected, or with a service unhealthy, the
+    next run gets fresh ones. ``--memray-output`` tracks the runs (``--repeat`` of them),
+    and only them, with ``memray.Tracker`` tracing Python's allocators; each run has inputs
+    of its own, all made before tracking starts. Exit 1 when a run's accounting does not
+    balance; else ``--status-file`` gets ``{"ok": true, "runs", "wall_s", "inputs_built",
+    "setup_s", "prepared_s", "workload_s", "setup_share"}``: each run's wall time from
+    first publish to settled; how many times services and events were built; the seconds
+    spent building them inside what the profiler records (``setup_s``: py-spy records the
+    whole process, memray only the tracked runs, so 0 there) and outside it
+    (``prepared_s``); the seconds of the runs themselves, each from building its
+    coordinator to its event loop closed (``workload_s``); and ``setup_s / (setup_s +
+    workload_s)``, the share of setup in the profile.
 
 ``settle``
     The leak workload: ``--batches`` batches of ``--batch-events`` fresh events published
@@ -41,7 +51,6 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
-import contextlib
 import fnmatch
 import gc
 import importlib
@@ -306,7 +315,14 @@ def _settle(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _inputs(scenario: Any, seed: int) -> tuple[list[Any], list[Any]]:
+Inputs = tuple[list[Any], list[Any]]
+
+# Stats that say a run changed its inputs or may have: a retry increments the event's
+# retry_count in place, and a failure may come from a service an injected fault crashed.
+UNCLEAN_STATS = ("retried", "failed", "dead_lettered", "rejected")
+
+
+def _inputs(scenario: Any, seed: int) -> Inputs:
     """The services and events of one run."""
     _, _, workload = _crucible()
     return workload.build_services(scenario, seed=seed), workload.generate_events(
@@ -314,13 +330,26 @@ def _inputs(scenario: Any, seed: int) -> tuple[list[Any], list[Any]]:
     )
 
 
-async def _scenario_once(
-    coordinator: str, inputs: tuple[list[Any], list[Any]], timeout_s: float
-) -> float:
-    """Publish the events through a fresh coordinator and settle; the wall time from
-    first publish to settled. Unlike ``crucible.measure.measure`` nothing else runs (no
-    RSS sampler thread, no USS reading, no gc), so the profile is the coordinator's and
-    the services'."""
+def _clean(stats: Any, services: Sequence[Any]) -> bool:
+    """Whether a run left its services and events as they were built (see ``run``)."""
+    return not any(getattr(stats, name, 0) for name in UNCLEAN_STATS) and all(
+        service.healthy() for service in services
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran:
+    """One scenario run: wall time from first publish to settled, and whether its inputs
+    may be used again."""
+
+    wall_s: float
+    clean: bool
+
+
+async def _scenario_once(coordinator: str, inputs: Inputs, timeout_s: float) -> _Ran:
+    """Publish the events through a fresh coordinator and settle. Unlike
+    ``crucible.measure.measure`` nothing else runs (no RSS sampler thread, no USS reading,
+    no gc), so the profile is the coordinator's and the services'."""
     loader, measure, _ = _crucible()
     services, events = inputs
     coord = loader.load_coordinator(coordinator)
@@ -337,43 +366,89 @@ async def _scenario_once(
         await coord.stop()
     if not stats.balanced or stats.in_flight:
         raise SystemExit(f"run: accounting broken after settling: {stats.as_dict()}")
-    return wall_s
+    return _Ran(wall_s, _clean(stats, services))
+
+
+@dataclass(slots=True)
+class _RunTimes:
+    """Where a ``run`` command's time went (see ``run`` for the status file's keys)."""
+
+    inputs_built: int = 0
+    setup_s: float = 0.0
+    prepared_s: float = 0.0
+    workload_s: float = 0.0
+    wall_s: list[float] = field(default_factory=list)
+
+    def build(self, scenario: Any, seed: int, *, profiled: bool = True) -> Inputs:
+        t0 = time.perf_counter()
+        inputs = _inputs(scenario, seed)
+        took = time.perf_counter() - t0
+        self.inputs_built += 1
+        if profiled:
+            self.setup_s += took
+        else:
+            self.prepared_s += took
+        return inputs
+
+    def run(self, coordinator: str, inputs: Inputs, timeout_s: float) -> bool:
+        """One timed run; whether its inputs may be used again."""
+        t0 = time.perf_counter()
+        ran = asyncio.run(_scenario_once(coordinator, inputs, timeout_s))
+        self.workload_s += time.perf_counter() - t0
+        self.wall_s.append(ran.wall_s)
+        return ran.clean
+
+    def status(self) -> dict[str, Any]:
+        profiled = self.setup_s + self.workload_s
+        return {
+            "ok": True,
+            "runs": len(self.wall_s),
+            "wall_s": self.wall_s,
+            "inputs_built": self.inputs_built,
+            "setup_s": self.setup_s,
+            "prepared_s": self.prepared_s,
+            "workload_s": self.workload_s,
+            "setup_share": self.setup_s / profiled if profiled > 0 else 0.0,
+        }
 
 
 def _run(args: argparse.Namespace) -> int:
     loader, _, workload = _crucible()  # imported before any tracking
     scenario = workload.get_scenario(args.scenario)
     loader.resolve_factory(args.coordinator)
-    tracking: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    prepared: list[tuple[list[Any], list[Any]]] = []
-    if args.memray_output is not None:
+    times = _RunTimes()
+    if args.memray_output is None:
+        # py-spy samples the whole process: inputs built here count as setup. They are
+        # reused while the runs leave them as built, so the profile is the runs'.
+        inputs: Inputs | None = None
+        t0 = time.perf_counter()
+        while len(times.wall_s) < args.repeat or time.perf_counter() - t0 < args.min_seconds:
+            if inputs is None:
+                inputs = times.build(scenario, args.seed + len(times.wall_s))
+            if not times.run(args.coordinator, inputs, args.timeout):
+                inputs = None
+    else:
         import memray
 
         # Only the coordinator's runs are tracked: not the interpreter's start-up and
         # imports, nor the workload generator (prepared here, before tracking), which
         # would otherwise be nearly all of the bytes and never change with the code.
         # Python's allocators are traced too, so every object counts, not only what
-        # pymalloc asks the system for.
-        prepared = [_inputs(scenario, args.seed + i) for i in range(args.repeat)]
+        # pymalloc asks the system for. Each run has inputs of its own, so every run
+        # allocates what a run on fresh events does.
+        prepared = [
+            times.build(scenario, args.seed + i, profiled=False) for i in range(args.repeat)
+        ]
         args.memray_output.unlink(missing_ok=True)
-        tracking = memray.Tracker(str(args.memray_output), trace_python_allocators=True)
-    wall_s: list[float] = []
-    t0 = time.perf_counter()
-    with tracking:
-        while len(wall_s) < args.repeat or (
-            not prepared and time.perf_counter() - t0 < args.min_seconds
-        ):
-            i = len(wall_s)
-            inputs = prepared[i] if prepared else _inputs(scenario, args.seed + i)
-            wall_s.append(asyncio.run(_scenario_once(args.coordinator, inputs, args.timeout)))
-            del inputs
-        prepared.clear()
-        gc.collect()
+        with memray.Tracker(str(args.memray_output), trace_python_allocators=True):
+            for i in range(args.repeat):
+                times.run(args.coordinator, prepared[i], args.timeout)
+            prepared.clear()
+            gc.collect()
     if args.status_file is not None:
         # Written last: its presence says the profiled runs all finished cleanly (py-spy
         # exits 0 whatever its target did).
-        status = {"ok": True, "runs": len(wall_s), "wall_s": wall_s}
-        args.status_file.write_text(json.dumps(status) + "\n", encoding="utf-8")
+        args.status_file.write_text(json.dumps(times.status()) + "\n", encoding="utf-8")
     return 0
 
 
