@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import perf.gate as gate
-from perf.decide.baseline import load_baseline, write_baseline
+from perf.decide.baseline import Baseline, load_baseline, write_baseline
 from perf.decide.policy import Mode
 from perf.measure.meta import GitState
 from tests.baseline_fixtures import baseline_document
@@ -41,7 +41,7 @@ def _config(repo: Path) -> gate.GateConfig:
     return replace(gate.config_from_args(args), root=repo)
 
 
-def _baseline_at(repo: Path, commit: str) -> gate.Baseline:
+def _baseline_at(repo: Path, commit: str) -> Baseline:
     write_baseline(repo / "quick.json", baseline_document(commit=commit))
     return load_baseline(repo / "quick.json")
 

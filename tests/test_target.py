@@ -65,8 +65,8 @@ def test_runs_that_retried_get_fresh_inputs_each(tmp_path: Path) -> None:
 
 
 def test_memray_runs_each_get_inputs_built_before_tracking(tmp_path: Path) -> None:
-    if not MEMRAY:
-        pytest.skip("memray is not installed (the profile extra)")
+    # The tests session installs the profile extra: memray must be there, never skipped.
+    assert MEMRAY, "memray is not installed: nox -s tests installs .[profile]"
     capture = tmp_path / "memray.bin"
     status = run_target(tmp_path, "core", "--repeat", "2", "--memray-output", str(capture))
     assert capture.is_file()
