@@ -285,3 +285,46 @@ def test_cli_in_a_subprocess(tmp_path: Path) -> None:
     assert dirty.returncode == 1
     assert "[always-condition]" in dirty.stdout
     assert "1 violations in 1 files" in dirty.stderr
+
+
+UPLOAD = f"actions/upload-artifact@{'e' * 40}"
+
+
+def test_rule_upload_latest(tmp_path: Path) -> None:
+    bad = f"""\
+    - uses: {UPLOAD}
+      with:
+        name: runs-${{{{ github.run_attempt }}}}
+        path: benchmark_results/
+    """
+    found = _one(_check(tmp_path, _job(bad)), "upload-latest")
+    assert "!benchmark_results/latest" in found.message
+    good = bad.replace(
+        "path: benchmark_results/",
+        "path: |\n          benchmark_results/\n          !benchmark_results/latest",
+    )
+    assert _check(tmp_path, _job(good)) == []
+
+
+def test_rule_artifact_rerun(tmp_path: Path) -> None:
+    bad = f"""\
+    - uses: {UPLOAD}
+      with:
+        name: comment-${{{{ github.run_id }}}}
+        path: comment.md
+    """
+    found = _one(_check(tmp_path, _job(bad)), "artifact-rerun")
+    assert "run_attempt" in found.message
+    assert _check(tmp_path, _job(bad + "    overwrite: true\n")) == []
+
+
+def test_rule_unset_output(tmp_path: Path) -> None:
+    head = "outputs:\n  verdict: ${{ steps.gate.outputs.verdict }}\n"
+    bad = """\
+    - id: gate
+      run: echo "status=1" >> "$GITHUB_OUTPUT"
+    """
+    found = _one(_check(tmp_path, _job(bad, head=head)), "unset-output")
+    assert "'verdict'" in found.message and "'gate'" in found.message
+    good = bad.replace('echo "status=1"', 'echo "verdict=pass"')
+    assert _check(tmp_path, _job(good, head=head)) == []

@@ -59,6 +59,9 @@ RULES = (
     "pull-request-target",
     "write-permission",
     "expression-injection",
+    "upload-latest",
+    "artifact-rerun",
+    "unset-output",
 )
 
 _SHA = re.compile(r"[0-9a-f]{40}")
@@ -233,6 +236,7 @@ def _check_step(step: Mapping[str, object]) -> list[tuple[str, str]]:
     found += [
         ("expression-injection", m) for m in _check_injection(_text(step.get("run")), "run: script")
     ]
+    found += _check_upload(step)
     if _action(uses) == "actions/github-script":
         script = _text(with_.get("script"))
         found += [("expression-injection", m) for m in _check_injection(script, "github-script")]
@@ -248,6 +252,59 @@ def _check_step(step: Mapping[str, object]) -> list[tuple[str, str]]:
                 )
             )
     return found
+
+
+def _check_upload(step: Mapping[str, object]) -> list[tuple[str, str]]:
+    """An upload of run folders must leave out the ``latest`` link (the artifact would hold
+    the newest run twice), and its name must differ per attempt (or overwrite), else a
+    re-run of the job fails on the name the first attempt used."""
+    if _action(_text(step.get("uses"))) != "actions/upload-artifact":
+        return []
+    with_ = _mapping(step.get("with"))
+    paths = [p.strip() for p in _text(with_.get("path")).splitlines() if p.strip()]
+    found: list[tuple[str, str]] = []
+    for path in paths:
+        folder = path.rstrip("/")
+        if folder.endswith("benchmark_results") and f"!{folder}/latest" not in paths:
+            found.append(
+                (
+                    "upload-latest",
+                    f"uploads {path} with its latest link, so the newest run is stored twice; "
+                    f"add !{folder}/latest to path:",
+                )
+            )
+    name = _text(with_.get("name"))
+    overwrite = str(with_.get("overwrite", "")).strip().lower() == "true"
+    if name and "run_attempt" not in name and not overwrite:
+        found.append(
+            (
+                "artifact-rerun",
+                f"artifact {name!r} is named the same in every attempt: a re-run fails to "
+                "upload it; add ${{ github.run_attempt }} to the name or overwrite: true",
+            )
+        )
+    return found
+
+
+_OUTPUT_REF = re.compile(r"steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)")
+
+
+def _check_outputs(job: Mapping[str, object]) -> list[str]:
+    """Every output a job declares from a step's outputs must be written by that step's
+    script (``NAME=...`` into ``$GITHUB_OUTPUT``); one that never is reads as empty."""
+    scripts = {_text(s.get("id")): _text(s.get("run")) for s in _steps(job) if _text(s.get("id"))}
+    messages = []
+    for output, value in _mapping(job.get("outputs")).items():
+        for step_id, name in _OUTPUT_REF.findall(_text(value)):
+            script = scripts.get(step_id)
+            if script is None:
+                messages.append(f"output {output!r} reads step {step_id!r}, which has no run:")
+            elif not re.search(rf"\b{re.escape(name)}=", script) or "GITHUB_OUTPUT" not in script:
+                messages.append(
+                    f"output {output!r} is declared but step {step_id!r} never sets "
+                    f'{name} (echo "{name}=..." >> "$GITHUB_OUTPUT")'
+                )
+    return messages
 
 
 def _check_permissions(job: Mapping[str, object], declared_above: bool) -> list[str]:
@@ -317,6 +374,8 @@ def check_workflow(doc: object, file: str) -> list[Violation]:
         job = _mapping(job_value)
         for message in _check_permissions(job, "permissions" in doc):
             found.append(Violation(file, "write-permission", message, job=job_name))
+        for message in _check_outputs(job):
+            found.append(Violation(file, "unset-output", message, job=job_name))
         condition = job.get("if")
         if isinstance(condition, str) and _ALWAYS.search(condition):
             found.append(
