@@ -201,7 +201,7 @@ def _choose_base(config: GateConfig, notes: list[str]) -> tuple[GateConfig, str 
         return config, default_base(config.root)
     except RefError as exc:
         # No base to measure beside the head: the stored baseline is what is left.
-        notes.append(f"no base commit ({exc.message}): compared with the stored baseline")
+        notes.append(f"no base commit ({exc.message}): baseline mode, with the stored baseline")
         _progress(f"[gate] {notes[-1]}")
         return replace(config, mode=Mode.BASELINE), None
 
