@@ -376,8 +376,8 @@ def _measure_head(
     rounds: int,
     plan_file: Path,
 ) -> Measured:
-    """Baseline mode: the head alone, compared with the stored baseline when there is one
-    (none when this run writes it)."""
+    """Baseline mode without the baseline's commit: the head alone, its memory figures
+    compared with the stored baseline's (none when this run writes the baseline)."""
     config, policy, baseline = run.config, run.policy, run.baseline
     _progress(f"[gate] measuring head {run.head.commit[:10]}: {rounds} rounds")
     runner = _runner(run, {"head": config.root}, plan, plan_file)
