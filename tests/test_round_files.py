@@ -65,10 +65,13 @@ def test_each_run_records_the_seconds_its_round_spent_not_a_guess_from_bytes(
     write_round_files(tmp_path, samples, PLAN)
     suite = pyperf.BenchmarkSuite.load(str(tmp_path / "head.json"))
     rss = suite.get_benchmark("s.a.core.rss_peak")
+    time_ = suite.get_benchmark("s.a.core.time")
     # Without "duration" pyperf takes a run's values as seconds: 3e7 bytes would read as
-    # 347 days a run. With it, the total is the time the rounds spent on the case.
-    assert rss.get_total_duration() == 0.5 + 0.7
+    # 347 days a run. With it, the suite's total is the time the rounds spent on the case,
+    # carried by the case's first metric and counted once.
     assert [run.get_metadata()["duration"] for run in rss.get_runs()] == [0.5, 0.7]
+    assert [run.get_metadata()["duration"] for run in time_.get_runs()] == [0.0, 0.0]
+    assert suite.get_total_duration() == 0.5 + 0.7
     assert json.loads((tmp_path / "samples.json").read_text())["durations_s"] == {
         "head": {"s.a.core": [0.5, 0.7]}
     }

@@ -23,10 +23,11 @@ def write_pyperf(
 ) -> None:
     """Every benchmark-stored metric of one side as a pyperf suite: one run per round (one
     fresh process each), so ``python -m pyperf stats`` and ``compare_to`` read it. Each run
-    carries its case's parameters (``crucible_*`` metadata: scenario, events, seeds) and,
-    where measured, the wall seconds its round spent on the case as ``duration``: without
-    it pyperf estimates a run's duration from its values, which for bytes or counts reads
-    as hundreds of thousands of days."""
+    carries its case's parameters (``crucible_*`` metadata: scenario, events, seeds) and a
+    ``duration``: the wall seconds its round spent on the case (``durations_s``, measured),
+    on the case's first metric; its other metrics' runs add 0 s, so the suite's total is the
+    time really spent. Without it pyperf estimates a run's duration from its values, which
+    for bytes or counts reads as hundreds of thousands of days."""
     import pyperf
 
     from perf.workload.metrics import METRICS, Storage
@@ -38,6 +39,7 @@ def write_pyperf(
             info = METRICS.get(metric)
             if info is None or info.storage is not Storage.BENCHMARK:
                 continue
+            spent, took = took, [0.0] * len(took)  # the case's first metric carries its time
             runs = [
                 pyperf.Run(
                     [v],
@@ -46,7 +48,7 @@ def write_pyperf(
                         "name": f"{bench}.{metric}",
                         "unit": info.unit,
                         "loops": 1,
-                        **({"duration": took[i]} if i < len(took) else {}),
+                        **({"duration": spent[i]} if i < len(spent) else {}),
                     },
                     collect_metadata=False,
                 )
