@@ -3,7 +3,6 @@ the head when the clone has it; without it, time is not judged and the run says 
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,26 +13,12 @@ from perf.decide.baseline import Baseline, load_baseline, write_baseline
 from perf.decide.policy import Mode
 from perf.measure.meta import GitState
 from tests.baseline_fixtures import baseline_document
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
+from tests.git_fixtures import git, two_commit_repo
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    _git(path, "init", "-q")
-    _git(path, "config", "user.email", "gate@example.invalid")
-    _git(path, "config", "user.name", "gate")
-    for text in ("one\n", "two\n"):
-        (path / "f.txt").write_text(text)
-        _git(path, "add", "f.txt")
-        _git(path, "commit", "-qm", text.strip())
-    return path
+    return two_commit_repo(tmp_path / "repo")
 
 
 def _config(repo: Path) -> gate.GateConfig:
@@ -47,8 +32,8 @@ def _baseline_at(repo: Path, commit: str) -> Baseline:
 
 
 def test_the_baselines_commit_is_measured_beside_the_head(repo: Path) -> None:
-    first = _git(repo, "rev-parse", "HEAD~1")
-    head = GitState(commit=_git(repo, "rev-parse", "HEAD"), dirty=False)
+    first = git(repo, "rev-parse", "HEAD~1")
+    head = GitState(commit=git(repo, "rev-parse", "HEAD"), dirty=False)
     notes: list[str] = []
     config, commit, label = gate._beside_the_baseline(
         _config(repo), _baseline_at(repo, first), head, notes
@@ -62,7 +47,7 @@ def test_the_baselines_commit_is_measured_beside_the_head(repo: Path) -> None:
 
 
 def test_head_at_the_baselines_commit_is_an_a_a_run(repo: Path) -> None:
-    tip = _git(repo, "rev-parse", "HEAD")
+    tip = git(repo, "rev-parse", "HEAD")
     notes: list[str] = []
     config, commit, _ = gate._beside_the_baseline(
         _config(repo), _baseline_at(repo, tip), GitState(commit=tip, dirty=False), notes
@@ -75,7 +60,7 @@ def test_without_the_commit_time_is_not_judged_and_the_note_says_how_to_fetch_it
     repo: Path,
 ) -> None:
     missing = "b" * 40
-    head = GitState(commit=_git(repo, "rev-parse", "HEAD"), dirty=False)
+    head = GitState(commit=git(repo, "rev-parse", "HEAD"), dirty=False)
     notes: list[str] = []
     config, commit, label = gate._beside_the_baseline(
         _config(repo), _baseline_at(repo, missing), head, notes

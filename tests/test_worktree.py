@@ -14,41 +14,26 @@ import pytest
 
 from perf.errors import RefError
 from perf.measure.worktree import WORKTREE_DIR, base_worktree, remove_stale_worktrees
+from tests.git_fixtures import git, two_commit_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    _git(path, "init", "-q")
-    _git(path, "config", "user.email", "gate@example.invalid")
-    _git(path, "config", "user.name", "gate")
-    (path / "file.txt").write_text("base\n")
-    _git(path, "add", "file.txt")
-    _git(path, "commit", "-qm", "base")
-    (path / "file.txt").write_text("head\n")
-    _git(path, "commit", "-qam", "head")
-    return path
+    return two_commit_repo(tmp_path / "repo")
 
 
 def _listed(repo: Path) -> list[str]:
     return [
         line.split(" ", 1)[1]
-        for line in _git(repo, "worktree", "list", "--porcelain").splitlines()
+        for line in git(repo, "worktree", "list", "--porcelain").splitlines()
         if line.startswith("worktree ")
     ]
 
 
 def test_the_base_is_checked_out_beside_the_head_and_removed_after(repo: Path) -> None:
-    base = _git(repo, "rev-parse", "HEAD~1")
+    base = git(repo, "rev-parse", "HEAD~1")
     with base_worktree(repo, base) as tree:
         assert (tree / "file.txt").read_text() == "base\n"
         assert str(tree) in _listed(repo)
@@ -58,7 +43,7 @@ def test_the_base_is_checked_out_beside_the_head_and_removed_after(repo: Path) -
 
 
 def test_two_runs_with_the_same_base_keep_each_others_worktree(repo: Path) -> None:
-    base = _git(repo, "rev-parse", "HEAD~1")
+    base = git(repo, "rev-parse", "HEAD~1")
     with base_worktree(repo, base) as first:
         with base_worktree(repo, base) as second:
             assert first != second
@@ -76,7 +61,7 @@ def test_a_commit_that_cannot_be_checked_out_is_a_ref_error_and_leaves_nothing(
 
 
 def test_sigterm_removes_the_worktree(repo: Path, tmp_path: Path) -> None:
-    base = _git(repo, "rev-parse", "HEAD~1")
+    base = git(repo, "rev-parse", "HEAD~1")
     ready = tmp_path / "ready"
     script = (
         "import sys, time\n"
@@ -104,7 +89,7 @@ def test_sigterm_removes_the_worktree(repo: Path, tmp_path: Path) -> None:
 
 
 def test_worktrees_of_dead_runs_are_removed_and_live_ones_kept(repo: Path) -> None:
-    base = _git(repo, "rev-parse", "HEAD~1")
+    base = git(repo, "rev-parse", "HEAD~1")
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
@@ -116,8 +101,8 @@ def test_worktrees_of_dead_runs_are_removed_and_live_ones_kept(repo: Path) -> No
     root.mkdir()
     stale = root / f"{base[:12]}-{dead_pid}-abc123"
     live = root / f"{base[:12]}-{os.getpid()}-def456"
-    _git(repo, "worktree", "add", "--detach", str(stale), base)
-    _git(repo, "worktree", "add", "--detach", str(live), base)
+    git(repo, "worktree", "add", "--detach", str(stale), base)
+    git(repo, "worktree", "add", "--detach", str(live), base)
     removed = remove_stale_worktrees(repo)
     assert removed == [stale]
     assert not stale.exists()
