@@ -3,8 +3,8 @@
 ``perf.measure.instructions`` runs this process under valgrind, once per source tree and
 set of cases. It installs the virtual clock (``perf.measure.virtual_clock``; ``--clock
 real`` leaves the wall clock), puts the tree's root first on ``sys.path`` as
-``perf.measure.sample`` does, imports the library and then, for each case of the
-``--cases`` file, forks a case process:
+``perf.measure.sample`` does, imports the library and then, for each case line on its
+standard input (a JSON ``[suite, case, coordinator]``), forks a case process:
 
 - the case process prepares ``2k`` workloads (events, services and schedule, as
   ``crucible.measure.measure`` does before its clock starts) and runs the first ``k``;
@@ -16,10 +16,13 @@ real`` leaves the wall clock), puts the tree's root first on ``sys.path`` as
   difference is ``k`` workloads alone: the coordinator's start, the registration of the
   services, every publish, delivery and handler call, settle and stop.
 
-Each case process is forked from the same state of this process, and reads its own case
-from the file, so its count does not depend on the other cases (the heap this process
-forks from drifts a little from one fork to the next: up to 0.01 % of a count). Processes
-end with ``os._exit``: the interpreter's teardown is never counted.
+Each case process is forked from the same state of this process and reads its own case
+line, so its count does not depend on the other cases (the heap this process forks from
+drifts a little from one fork to the next: up to 0.01 % of a count). The cases come on
+standard input rather than in a file because a file's name would be in every case
+process's heap, and a temporary name's random letters move allocation counts by one in
+tens of thousands. Processes end with ``os._exit``: the interpreter's teardown is never
+counted.
 
 The same design counts allocations: under valgrind's memcheck, with ``PYTHONMALLOC=malloc``
 so that every allocation request of the interpreter reaches malloc, each process's heap
@@ -58,7 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["CLOCKS", "main"]
 
 CLOCKS = ("virtual", "real")
-# A case process's exit status past the last case of the cases file.
+# A case process's exit status past the last case line.
 NO_MORE_CASES = 3
 # Taken before the virtual clock replaces it: the seconds each case took, for the reply.
 _real_seconds = time.perf_counter
@@ -81,12 +84,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tree", type=Path, required=True, help="source tree to measure")
     parser.add_argument("--set", dest="set_name", required=True, help="the cases' set")
-    parser.add_argument(
-        "--cases",
-        type=Path,
-        required=True,
-        help="the cases to count: one JSON [suite, case, coordinator] a line",
-    )
     parser.add_argument("--workloads", type=int, required=True, help="k")
     parser.add_argument("--clock", choices=CLOCKS, default="virtual")
     args = parser.parse_args(argv)
@@ -211,22 +208,24 @@ def _count_case(case: Case, k: int, new_loop: LoopFactory) -> dict[str, Any]:
     return {"bench": case.name, "pid_k": pid_k, "pid_2k": pid_2k, "seconds": seconds}
 
 
-def _case_line(path: Path, index: int) -> list[str] | None:
-    """Line ``index`` of the cases file, or None past its end. Read line by line, so that
-    what the case process holds before it counts does not depend on the other cases."""
-    with path.open(encoding="utf-8") as lines:
-        for i, line in enumerate(lines):
-            if i == index:
-                return [str(part) for part in json.loads(line)]
-    return None
+def _case_line() -> list[str] | None:
+    """The next case line of standard input, or None at its end. Read a byte at a time
+    from the descriptor, so that the next case process, forked from a parent that has
+    read nothing, finds the line after it."""
+    line = bytearray()
+    while (byte := os.read(0, 1)) and byte != b"\n":
+        line += byte
+    if not line:
+        return None
+    return [str(part) for part in json.loads(line)]
 
 
 def _case_process(index: int, args: argparse.Namespace, new_loop: LoopFactory) -> NoReturn:
-    """Count case ``index`` of the cases file, reply, and end; end with NO_MORE_CASES past
-    the file's end."""
+    """Count the next case of standard input (case ``index``), reply, and end; end with
+    NO_MORE_CASES past the last case."""
     bench = f"case {index}"
     try:
-        found = _case_line(args.cases, index)
+        found = _case_line()
         if found is None:
             os._exit(NO_MORE_CASES)
         suite, name, coordinator = found

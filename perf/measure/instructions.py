@@ -357,17 +357,15 @@ def _worker_env(tool: str) -> dict[str, str]:
     return env
 
 
-def _worker_argv(cases_file: Path, settings: CountSettings) -> list[str]:
+def _worker_argv(settings: CountSettings) -> list[str]:
     argv = [sys.executable, "-m", WORKER, "--tree", str(settings.tree.resolve())]
     argv += ["--set", settings.set_name, "--workloads", str(settings.workloads)]
-    return [*argv, "--clock", settings.clock, "--cases", str(cases_file)]
+    return [*argv, "--clock", settings.clock]
 
 
-def _write_cases(path: Path, cases: Sequence[CaseRef]) -> None:
-    """The worker's cases file: one JSON ``[suite, case, coordinator]`` a line (a command
-    line, not a stored result: not written through perf.files)."""
-    lines = [json.dumps([c.suite, c.case, c.coordinator]) for c in cases]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def _case_lines(cases: Sequence[CaseRef]) -> str:
+    """The worker's standard input: one JSON ``[suite, case, coordinator]`` a line."""
+    return "".join(json.dumps([c.suite, c.case, c.coordinator]) + "\n" for c in cases)
 
 
 def _run_worker(
@@ -378,16 +376,14 @@ def _run_worker(
     options = HEAP_OPTIONS if tool == HEAP_TOOL else TOOLS[tool]
     subject = ", ".join(c.bench for c in cases)
     with tempfile.TemporaryDirectory(prefix="crucible-count-") as folder:
-        cases_file = Path(folder) / "cases.jsonl"
-        _write_cases(cases_file, cases)
         log = f"--log-file={Path(folder) / 'valgrind.%p'}"
-        argv = [valgrind, f"--tool={tool}", *options, log, *_worker_argv(cases_file, settings)]
+        argv = [valgrind, f"--tool={tool}", *options, log, *_worker_argv(settings)]
         try:
             done = subprocess.run(
                 argv,
                 cwd=REPO_ROOT,
                 env=_worker_env(tool),
-                stdin=subprocess.DEVNULL,
+                input=_case_lines(cases),
                 capture_output=True,
                 text=True,
                 timeout=settings.timeout_s,
