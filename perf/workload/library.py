@@ -48,6 +48,7 @@ if HAS_PUBLIC_MODULES:
         centered_range,
         generate_events,
         get_scenario,
+        named_pattern,
     )
 else:
     # private: a tree older than crucible's public modules (a base commit the gate measures)
@@ -73,6 +74,7 @@ else:
         centered_range,
         generate_events,
         get_scenario,
+        named_pattern,
     )
 
 __all__ = [
@@ -95,6 +97,7 @@ __all__ = [
     "get_scenario",
     "load_coordinator",
     "measure",
+    "named_pattern",
     "percentile_summary",
     "publish_unpaced",
     "resolve_factory",
