@@ -16,8 +16,8 @@ baseline comes from another machine.
 This module is the command: its options, and ``run_gate`` as a chain of steps over the
 stages (the plan in ``perf.workload.plan``, the rounds in ``perf.measure.rounds``, the
 comparisons in ``perf.decide.comparisons``, the reports in ``perf.report``). The loop that
-adds rounds while comparisons are inconclusive lives here: it asks ``perf.decide`` which
-comparisons need more rounds and ``perf.measure`` to run them.
+adds rounds while comparisons are inconclusive is ``perf.decide.sequential``; this module
+hands it the rounds of ``perf.measure`` and the comparison to repeat.
 
 Nothing below ``main`` prints to stdout or exits; ``main`` maps every GateError (and any
 unexpected exception) to exit 2, so the gate never passes a build it could not measure.
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -55,7 +55,8 @@ from perf.decide.comparisons import (
 )
 from perf.decide.outcome import GateOutcome
 from perf.decide.policy import Mode, Policy, load_policy
-from perf.decide.verdict import Comparison, Verdict, needs_more_samples
+from perf.decide.sequential import rounds_until_decided
+from perf.decide.verdict import Comparison, Verdict
 from perf.errors import ExitCode, GateError, OutputError, RefError, exit_code
 from perf.measure.machine import MachineLoad, MachineWatch
 from perf.measure.meta import GitState, MachineInfo, git_state, machine_info
@@ -80,7 +81,6 @@ from perf.rundir import (
 from perf.workload.plan import (
     UNPACED_REPEATS,
     PlanItem,
-    cases_to_rerun,
     gated_keys,
     plan_cases,
     write_plan,
@@ -363,7 +363,7 @@ def _measure_pr(
         def paired() -> list[Comparison]:
             return compare_with_base(runner.samples, keys, policy, config.seed)
 
-        comparisons = _rounds_until_decided(runner, policy, config.budget_s, paired)
+        comparisons = rounds_until_decided(runner, policy, config.budget_s, paired, say=_progress)
         deadline = run.t0 + config.budget_s + PROFILE_ALLOWANCE_S
         sections = _profiles(config, run.run_dir, plan, comparisons, base_tree, deadline)
     return Measured(runner.samples, tuple(comparisons), tuple(sections))
@@ -391,47 +391,11 @@ def _measure_head(
                 runner.samples, keys, policy, config.seed, baseline, run.machine
             )
 
-        comparisons = _rounds_until_decided(runner, policy, config.budget_s, against_baseline)
+        comparisons = rounds_until_decided(
+            runner, policy, config.budget_s, against_baseline, say=_progress
+        )
     sections = _profiles(config, run.run_dir, plan, comparisons, None)
     return Measured(runner.samples, tuple(comparisons), tuple(sections))
-
-
-def _rounds_until_decided(
-    runner: RoundRunner,
-    policy: Policy,
-    budget_s: float,
-    decide: Callable[[], list[Comparison]],
-) -> list[Comparison]:
-    """Decide on the rounds so far; while comparisons are inconclusive and below the
-    policy's ``max_rounds``, run more rounds of just their cases, as long as the next one
-    is expected to end within the time budget (``--budget-s``, counted from the start)."""
-    plan, samples = runner.plan, runner.samples
-    per_case: float | None = None
-    while True:
-        comparisons = decide()
-        wanted = needs_more_samples(comparisons, policy)
-        if not wanted:
-            return comparisons
-        indices = cases_to_rerun(plan, wanted)
-        elapsed = time.monotonic() - runner.t0
-        if per_case is None:
-            per_case = elapsed / max(samples.rounds("head"), 1) / len(plan)
-        # One round at a time: every wanted comparison is below max_rounds, so none
-        # passes it, and the next decision sees the new round at once.
-        expected = per_case * len(indices)
-        if elapsed + expected > budget_s:
-            _progress(
-                f"[gate] {len(wanted)} comparisons inconclusive; time budget "
-                f"({budget_s:.0f} s) spent"
-            )
-            return comparisons
-        done = samples.rounds("head")
-        _progress(
-            f"[gate] {len(wanted)} comparisons inconclusive: one more round of their "
-            f"{len(indices)} cases"
-        )
-        took = runner.run(1, done + 1, indices, budget_s)
-        per_case = took / len(indices)
 
 
 def _profiles(
