@@ -13,19 +13,20 @@ allocations and bytes the workload requests. (memray is not used for this: on Py
 its profile hook makes the interpreter allocate a frame object for every Python call it
 tracks, which would be counted as the workload's.)
 
-What is fixed so that the counts repeat: ``PYTHONHASHSEED=0`` and no other ``PYTHON*``
-variable; every seed (the cases' own); the clock (the workers run on
-``perf.measure.virtual_clock``: no periodic poll fires during an unpaced workload, and a
-paced one keeps its schedule exactly); the process's history (each case is forked from the
-same state, whatever ran before it); and the interpreter's teardown, never counted. The
-measured tree's ``crucible`` is imported only in the worker, as in
-``perf.measure.sample``.
+What is fixed so that the counts repeat: the whole environment of the worker (a fixed hash
+seed and locale, no other ``PYTHON*`` variable); every seed (the cases' own); the clock
+(the workers run on ``perf.measure.virtual_clock``: no periodic poll fires during an
+unpaced workload, and a paced one keeps its schedule exactly); the process's history (each
+case is forked from the same state, whatever ran before it, and the tree is byte-compiled
+first); and the interpreter's teardown, never counted. Instructions then repeat exactly,
+allocations to one allocation in k workloads. The measured tree's ``crucible`` is imported
+only in the worker, as in ``perf.measure.sample``.
 
-The counts compare across runs and machines with the same Python build, the same valgrind,
-tool and clock, and the same machine architecture: the record carries all of them (what a
-baseline would store). Counts are no time: cache misses and the kernel's work are not in
-them. docs/measurements.md#instruction-counts has their repeatability, cost and
-sensitivity.
+The counts compare across runs and machines with the same Python build and C library, the
+same valgrind, tool, clock and k, and the same machine architecture: the record carries
+all of them but the C library (what a baseline would store). Counts are no time: cache
+misses and the kernel's work are not in them. docs/measurements.md#instruction-counts has
+their repeatability, cost and sensitivity.
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ HEAP_OPTIONS: Final = ("--undef-value-errors=no", "--leak-check=no")
 # cachegrind without its cache simulation counts the same instructions as callgrind in
 # about half the time (docs/measurements.md#instruction-counts).
 DEFAULT_TOOL: Final = "cachegrind"
-# k: the counts are exact at any k; two workloads after two warm ones average over more
-# than one run of the coordinator's periodic and first-use work.
+# k. Counts compare at equal k only: a light workload's count still falls as k grows (its
+# first-use work spreads over more workloads), a medium one's by 0.1 % from k = 1 to 2.
+# At 2 the quick set takes about a minute under cachegrind.
 DEFAULT_WORKLOADS: Final = 2
 DEFAULT_CLOCK: Final = "virtual"
 # A whole quick set takes about a minute on the CI machine; this only stops a hang.

@@ -8,7 +8,7 @@ figure's spread over the runs, (max - min) / median in %. It reports; it does no
 
 Usage: ``python -m perf.tools.instructions [--set quick] [--coordinators LIST] [--cases
 LIST] [--repeat N] [--json]`` (``--help`` for the rest). Needs valgrind on PATH. A run of
-the quick set takes about two minutes on the CI machine, half without allocations.
+the quick set takes about two minutes on the CI machine, one without allocations.
 """
 
 from __future__ import annotations
