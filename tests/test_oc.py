@@ -34,6 +34,8 @@ def test_the_table_has_a_row_per_noise_model_and_a_column_per_change() -> None:
     assert all(row.split("|")[2].strip() == "0.0 %" for row in rows)
     assert all(row.split("|")[4].strip() == "100.0 %" for row in rows)
     assert "3 runs per cell" in proc.stdout
+    # The margin of a binomial rate at 1 %, 5 % and 50 % with 3 runs (normal approximation).
+    assert "+/-11.3 points at 1 %, +/-24.7 at 5 %, +/-56.6 at 50 %" in proc.stdout
 
 
 def test_the_timing_is_derived_from_a_run_folder(tmp_path: Path) -> None:

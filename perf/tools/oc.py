@@ -73,11 +73,14 @@ def table(rows: Sequence[Sequence[Cell]], runs: int) -> str:
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += [_row(cells) for cells in rows]
-    margin = 100.0 * 1.96 * math.sqrt(0.25 / runs)
+
+    def margin(rate: float) -> float:  # normal approximation of a binomial rate's 95 % margin
+        return 100.0 * 1.96 * math.sqrt(rate * (1.0 - rate) / runs)
+
     lines.append("")
     lines.append(
-        f"{runs} runs per cell; a rate's 95 % margin is at most +/-{margin:.1f} points "
-        "(+/-0.7 at 1 %, +/-1.5 at 5 % with 200 runs)."
+        f"{runs} runs per cell; a rate's 95 % margin is +/-{margin(0.01):.1f} points at 1 %, "
+        f"+/-{margin(0.05):.1f} at 5 %, +/-{margin(0.5):.1f} at 50 %."
     )
     return "\n".join(lines)
 
